@@ -1,0 +1,1 @@
+"""paligemma-eval: evaluation and safety auditing for PaliGemma and PaliGemma 2 checkpoints."""

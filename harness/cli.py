@@ -1,0 +1,186 @@
+"""`paligemma-eval` command line: tasks, run, score (and the commands of the other modules)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness import registry
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported on stderr with exit status 2, before any model loads."""
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+
+
+def writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--output {path}: not a writable directory ({error.strerror})") from None
+    return path
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    tasks = registry.all_tasks()
+    width = max(len(n) for n in tasks)
+    for name, task in tasks.items():
+        metric = task.headline or ("submission file" if task.submission else "-")
+        print(f"{name:<{width}}  {metric:<14}  {task.source.describe()}")
+    for group, members in sorted(registry.groups().items()):
+        print(f"group {group}: {', '.join(members)}")
+    return 0
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="hub id, local transformers directory, or embedded demo model "
+                             "(tiny-paligemma, tiny-paligemma2)")
+    parser.add_argument("--revision")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="default: bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    parser.add_argument("--device-map", choices=["auto"], help="spread a large model over GPUs")
+    parser.add_argument("--kind", choices=["pt", "mix", "ft"],
+                        help="checkpoint kind for report labels (default: guessed from the name)")
+
+
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--data-dir", type=Path, help="local copies of the datasets (see README)")
+    parser.add_argument("--limit", type=int, help="first N examples of each task")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-beams", type=int, help="override every task's beam count")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for intervals")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def _options(args: argparse.Namespace, **extra: object):
+    from harness.runner import RunOptions
+
+    _positive("--limit", args.limit)
+    _positive("--batch-size", args.batch_size)
+    _positive("--num-beams", args.num_beams)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such directory")
+    return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
+                      batch_size=args.batch_size, num_beams=args.num_beams,
+                      resamples=args.bootstrap, seed=args.seed, **extra)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import distributed
+    from harness.models import load_model
+    from harness.results import write_results
+    from harness.runner import run_task
+
+    tasks = registry.resolve(t for t in args.tasks.split(",") if t)
+    context = distributed.init()
+    options = _options(args, rank=context.rank, world_size=context.world_size,
+                       barrier=context.barrier)
+    writable_dir(args.output)
+    model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
+                       device_map=args.device_map, revision=args.revision, kind=args.kind)
+    if context.rank == 0:
+        info = model.info
+        print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
+              f"on {model.device}", file=sys.stderr)
+    results = {}
+    for task in tasks:
+        result = run_task(model, task, options)
+        if result is not None:
+            results[task.name] = result
+            _print_summary(task.name, result)
+    if context.rank == 0:
+        path = write_results(args.output, model.info.to_dict(), results,
+                             {"world_size": context.world_size})
+        print(f"results: {path}")
+    context.close()
+    return 0
+
+
+def _print_summary(name: str, result: dict) -> None:
+    metrics = result.get("metrics", {})
+    shown = ", ".join(f"{m}={v['value']:.4f}" for m, v in list(metrics.items())[:4]
+                      if v["value"] == v["value"])
+    extra = f"submission {result['submission']}" if "submission" in result else shown
+    print(f"{name}: {extra} (n={result.get('n_scored', result['n_examples'])}, "
+          f"failed={len(result['failed'])})")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness.cache import PredictionStore
+    from harness.results import write_results
+    from harness.runner import RunOptions, prepare, score
+
+    (task,) = registry.resolve([args.task])
+    if not args.predictions.is_file():
+        raise UsageError(f"--predictions {args.predictions}: no such file")
+    writable_dir(args.output)
+    prepared = prepare(task, args.data_dir, args.limit)
+    records = PredictionStore(args.predictions).load()
+    result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
+                                                 seed=args.seed))
+    result["predictions_file"] = str(args.predictions)
+    _print_summary(task.name, result)
+    print(f"results: {write_results(args.output, None, {task.name: result})}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paligemma-eval", description=(
+        "Evaluate PaliGemma / PaliGemma 2 checkpoints on registered benchmark tasks."))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("tasks", help="list registered tasks").set_defaults(func=cmd_tasks)
+
+    run = commands.add_parser("run", help="generate and score tasks (resumable)")
+    _model_args(run)
+    run.add_argument("--tasks", required=True, help="comma-separated task or group names")
+    _run_args(run)
+    run.set_defaults(func=cmd_run)
+
+    score = commands.add_parser("score", help="score predictions made elsewhere")
+    score.add_argument("--task", required=True)
+    score.add_argument("--predictions", required=True, type=Path,
+                       help="JSONL with id and prediction per line")
+    score.add_argument("--output", required=True, type=Path)
+    score.add_argument("--data-dir", type=Path)
+    score.add_argument("--limit", type=int)
+    score.add_argument("--bootstrap", type=int, default=1000)
+    score.add_argument("--seed", type=int, default=0)
+    score.set_defaults(func=cmd_score)
+
+    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.npz"):
+        try:
+            __import__(module, fromlist=["add_commands"]).add_commands(commands)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.data import DatasetError
+    from harness.models import ModelError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, registry.UnknownTaskError, DatasetError, ModelError) as error:
+        print(f"paligemma-eval {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Datasets: the hub copies other harnesses load, or the same schema from local files.
+
+Local layout under --data-dir mirrors the hub id: DIR/<owner>/<name>/<config or "default">/<split>
+with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = path relative to
+the file). Images are decoded per example, so one broken image fails one example, not the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+from PIL import Image
+
+from harness.registry import DatasetSource
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass
+class LoadedData:
+    rows: datasets.Dataset
+    provenance: dict[str, Any]
+
+
+def local_path(source: DatasetSource, data_dir: Path) -> Path | None:
+    for hub_id in (source.hub_id, *source.aliases):
+        base = data_dir / hub_id / (source.config or "default") / source.split
+        for suffix in (".parquet", ".jsonl"):
+            if base.with_suffix(suffix).is_file():
+                return base.with_suffix(suffix)
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
+    """Rows with the image column left undecoded ({bytes, path}); see `decode_image`."""
+    if data_dir is not None:
+        path = local_path(source, data_dir)
+        if path is None:
+            expected = data_dir / source.hub_id / (source.config or "default") / source.split
+            raise DatasetError(f"no local data for {source.describe()}: expected "
+                               f"{expected}.parquet or {expected}.jsonl")
+        kind = "parquet" if path.suffix == ".parquet" else "json"
+        rows = datasets.load_dataset(kind, data_files=str(path), split="train")
+        if kind == "json" and image_column in rows.column_names:
+            rows = rows.map(lambda r: {image_column: str(path.parent / r[image_column])})
+        provenance = {"source": "local", "path": str(path), "sha256": _sha256(path),
+                      "hub_id": source.hub_id, "config": source.config, "split": source.split}
+    else:
+        rows = datasets.load_dataset(source.hub_id, source.config, split=source.split,
+                                     revision=source.revision)
+        provenance = {"source": "hub", "hub_id": source.hub_id, "config": source.config,
+                      "split": source.split, "revision": source.revision,
+                      "fingerprint": rows._fingerprint}
+    if image_column and image_column in rows.column_names:
+        rows = rows.cast_column(image_column, datasets.Image(decode=False))
+    provenance["num_rows"] = len(rows)
+    return LoadedData(rows, provenance)
+
+
+def check_columns(rows: datasets.Dataset, required: tuple[str, ...], what: str) -> None:
+    missing = [c for c in required if c not in rows.column_names]
+    if missing:
+        raise DatasetError(f"{what}: dataset is missing required column(s) {', '.join(missing)} "
+                           f"(it has: {', '.join(rows.column_names)})")
+
+
+def decode_image(value: Any) -> Image.Image:
+    """An RGB image from a dataset cell ({bytes, path}, a path, or a PIL image)."""
+    if isinstance(value, Image.Image):
+        return value.convert("RGB")
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            value = io.BytesIO(value["bytes"])
+        elif value.get("path"):
+            value = value["path"]
+        else:
+            raise ValueError("image cell is empty")
+    if value is None:
+        raise ValueError("image cell is empty")
+    with Image.open(value) as image:
+        return image.convert("RGB")

@@ -1,0 +1,187 @@
+"""Fixture datasets in the hub datasets' own schemas, drawn from the synthetic world.
+
+Written as parquet under DIR/<hub id>/<config>/<split>.parquet, the layout `--data-dir` reads, so
+the real loading code runs on them. Deterministic for a seed.
+
+    python -m harness.demo.fixtures [DIR]      # default: harness/demo/data
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+
+from harness.demo import world
+
+DATA_DIR = Path(__file__).parent / "data"
+ROWS = 24
+
+
+def _png(scene: world.Scene) -> dict:
+    buffer = io.BytesIO()
+    scene.render().save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def _human_answers(answer: str, rng: random.Random) -> list[str]:
+    """Ten annotator answers: mostly the truth, in the spellings people type, plus some noise."""
+    spellings = [answer, answer, answer, answer.capitalize(), f"{answer}.", f"the {answer}"]
+    if answer.isdigit():
+        spellings.append(world.NUMBER_WORDS.get(int(answer), answer))
+    answers = [rng.choice(spellings) for _ in range(8)]
+    answers += [rng.choice(["unsure", "purple", answer]) for _ in range(2)]
+    rng.shuffle(answers)
+    return answers
+
+
+def _references(scene: world.Scene, rng: random.Random, count: int) -> list[str]:
+    plural = "s" if scene.count > 1 else ""
+    number = world.NUMBER_WORDS[scene.count]
+    forms = [scene.caption, f"{number} {scene.color} {scene.shape}{plural} on a {scene.background} "
+             f"background", f"a picture of {number} {scene.color} {scene.shape}{plural}",
+             f"{scene.color} {scene.shape}{plural} on {scene.background}"]
+    return [forms[i % len(forms)] for i in rng.sample(range(count), count)]
+
+
+def _qa(rng: random.Random, n: int) -> list[tuple[int, world.Scene, str, str, str]]:
+    items = []
+    for i in range(n):
+        scene = world.random_scene(rng)
+        question, answer, answer_type = rng.choice(world.questions(scene))
+        items.append((1000 + i, scene, question, answer, answer_type))
+    return items
+
+
+def vqav2(rng: random.Random) -> list[dict]:
+    return [{"question_id": qid, "question": q, "question_type": q.split(" is")[0],
+             "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
+                         for k, a in enumerate(_human_answers(ans, rng))],
+             "multiple_choice_answer": ans, "answer_type": kind, "image_id": qid,
+             "image": _png(scene)} for qid, scene, q, ans, kind in _qa(rng, ROWS)]
+
+
+def string_answers(extra: Callable[[int, str], dict]) -> Callable[[random.Random], list[dict]]:
+    def make(rng: random.Random) -> list[dict]:
+        return [{"question_id": qid, "question": q, "answers": _human_answers(ans, rng),
+                 "image": _png(scene), **extra(qid, ans)}
+                for qid, scene, q, ans, _ in _qa(rng, ROWS)]
+    return make
+
+
+def docvqa(with_answers: bool, infographic: bool) -> Callable[[random.Random], list[dict]]:
+    def make(rng: random.Random) -> list[dict]:
+        rows = []
+        for qid, scene, q, ans, _ in _qa(rng, ROWS):
+            row = {"questionId": str(qid), "question": q, "image": _png(scene),
+                   "answers": [ans, ans.upper()] if with_answers else [],
+                   "data_split": "validation" if with_answers else "test"}
+            if infographic:
+                row.update(answer_type=["single span"], image_url="", ocr="[]",
+                           **{"operation/reasoning": []})
+            else:
+                row.update(question_types=["layout"], docId=qid, ucsf_document_id=f"doc{qid}",
+                           ucsf_document_page_no="1")
+            rows.append(row)
+        return rows
+    return make
+
+
+def stvqa(rng: random.Random) -> list[dict]:
+    return [{"question_id": qid, "question": q, "image": _png(scene)}
+            for qid, scene, q, _, _ in _qa(rng, ROWS)]
+
+
+def coco_captions(rng: random.Random) -> list[dict]:
+    rows = []
+    for i in range(ROWS):
+        scene = world.random_scene(rng)
+        name = f"{i:012d}.jpg"
+        rows.append({"question_id": name, "answer": _references(scene, rng, 5),
+                     "image": _png(scene), "id": i})
+    return rows
+
+
+def nocaps(rng: random.Random) -> list[dict]:
+    return [{"image_id": i, "image_file_name": f"{i:08x}.jpg",
+             "annotations_captions": _references(scene, rng, 4) * 2 + _references(scene, rng, 2),
+             "image": _png(scene)}
+            for i, scene in ((i, world.random_scene(rng)) for i in range(ROWS))]
+
+
+def textcaps(rng: random.Random) -> list[dict]:
+    rows = []
+    for i in range(ROWS):
+        scene = world.random_scene(rng)
+        refs = _references(scene, rng, 4) + [scene.caption]
+        rows.append({"question_id": f"tc{i}", "image_id": f"img{i}", "caption_str": refs[0],
+                     "reference_strs": refs, "image": _png(scene)})
+    return rows
+
+
+def pope(rng: random.Random) -> list[dict]:
+    rows = []
+    for i in range(ROWS):
+        scene = world.random_scene(rng)
+        question, answer = world.yes_no_question(scene, rng)
+        rows.append({"id": str(i), "question_id": str(3000 + i), "question": question,
+                     "answer": answer, "image_source": f"synthetic_{i}", "image": _png(scene),
+                     "category": "synthetic"})
+    return rows
+
+
+def mmvp(rng: random.Random) -> list[dict]:
+    rows = []
+    for pair in range(ROWS // 2):
+        first, second = rng.sample(sorted(world.COLORS), 2)
+        shape = rng.choice(world.SHAPES)
+        options = [first, second]
+        rng.shuffle(options)
+        for color in (first, second):
+            scene = world.random_scene(rng, shape=shape, color=color)
+            letter = "(a)" if options[0] == color else "(b)"
+            rows.append({"Index": len(rows) + 1, "Question": "what color is the shape?",
+                         "Options": f"(a) {options[0]} (b) {options[1]}",
+                         "Correct Answer": letter, "image": _png(scene)})
+    return rows
+
+
+# (hub id, config, split) -> row maker. Each gets its own seeded generator.
+FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]]] = {
+    ("lmms-lab/VQAv2", None, "validation"): vqav2,
+    ("lmms-lab/OK-VQA", None, "val2014"): string_answers(lambda qid, a: {}),
+    ("lmms-lab/textvqa", None, "validation"): string_answers(lambda qid, a: {"image_id": str(qid)}),
+    ("lmms-lab/VizWiz-VQA", None, "val"): string_answers(
+        lambda qid, a: {"category": "number" if a.isdigit() else "other"}),
+    ("lmms-lab/DocVQA", "DocVQA", "validation"): docvqa(True, False),
+    ("lmms-lab/DocVQA", "DocVQA", "test"): docvqa(False, False),
+    ("lmms-lab/DocVQA", "InfographicVQA", "validation"): docvqa(True, True),
+    ("lmms-lab/DocVQA", "InfographicVQA", "test"): docvqa(False, True),
+    ("lmms-lab/ST-VQA", None, "test"): stvqa,
+    ("lmms-lab/COCO-Caption2017", None, "val"): coco_captions,
+    ("lmms-lab/NoCaps", None, "validation"): nocaps,
+    ("lmms-lab/TextCaps", None, "val"): textcaps,
+    **{("lmms-lab/POPE", "Full", split): pope for split in ("random", "popular", "adversarial")},
+    ("lmms-lab-eval/MMVP", None, "train"): mmvp,
+}
+
+
+def write(directory: Path = DATA_DIR, seed: int = 0) -> list[Path]:
+    written = []
+    for (hub_id, config, split), make in FIXTURES.items():
+        rows = make(random.Random(f"{seed}-{hub_id}-{config}-{split}"))
+        table = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+        path = directory / hub_id / (config or "default") / f"{split}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(str(path))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else DATA_DIR):
+        print(written_path)

@@ -1,0 +1,184 @@
+"""Loading any PaliGemma / PaliGemma 2 checkpoint and generating from it in batches.
+
+Family, size and resolution are read from the config, never from the name. Checkpoint formats
+are loaders tried in order (`LOADERS`): a transformers directory or hub id here; big_vision .npz
+files plug in as another loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+EMBEDDED_DIR = Path(__file__).parent / "demo" / "models"
+EMBEDDED = {p.name: p for p in sorted(EMBEDDED_DIR.glob("tiny-*"))}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Text tower width -> published size, per family (REFERENCE.md's configs).
+_SIZES = {("paligemma", 2048): "3B", ("paligemma2", 2304): "3B", ("paligemma2", 3584): "10B",
+          ("paligemma2", 4608): "28B"}
+
+
+class ModelError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    revision: str | None
+    fingerprint: str     # content hash of local weights, or hub id@resolved commit
+    family: str          # "paligemma" (Gemma text) or "paligemma2" (Gemma 2 text)
+    size: str            # "3B" / "10B" / "28B", or the parameter count for other shapes
+    resolution: int
+    dtype: str
+    kind: str            # "pt", "mix", "ft" or "unknown": the only field taken from the name
+    embedded: bool = False
+
+    @property
+    def variant(self) -> str:
+        """The cards' column label: PaliGemma 2 `224-3B`, PaliGemma 1 `pt-224`."""
+        if self.family == "paligemma2":
+            return f"{self.resolution}-{self.size}"
+        return f"{self.kind}-{self.resolution}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "variant": self.variant}
+
+
+def describe_config(config: Any, n_parameters: int) -> dict[str, Any]:
+    """Family, size and resolution of a PaliGemmaConfig."""
+    text_type = config.text_config.model_type
+    family = {"gemma": "paligemma", "gemma2": "paligemma2"}.get(text_type)
+    if family is None:
+        raise ModelError(f"PaliGemma config with unsupported text model {text_type!r}")
+    width = config.text_config.hidden_size
+    size = _SIZES.get((family, width)) or f"{n_parameters / 1e6:.2f}M"
+    return {"family": family, "size": size, "resolution": int(config.vision_config.image_size)}
+
+
+def kind_from_name(name: str) -> str:
+    for kind in ("mix", "pt", "ft"):
+        if f"-{kind}-" in name or name.endswith(f"-{kind}"):
+            return kind
+    return "unknown"
+
+
+def _fingerprint_dir(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+class PaliGemmaModel:
+    """A loaded checkpoint: `generate` maps (images, prompts) to decoded suffixes."""
+
+    def __init__(self, model: Any, processor: Any, info: ModelInfo) -> None:
+        self.model, self.processor, self.info = model, processor, info
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def prepare(self, images: list[Image.Image], prompts: list[str]) -> Any:
+        """Processor inputs for one batch (CPU work; can run ahead of generation)."""
+        text = ["<image>" + prompt for prompt in prompts]
+        return self.processor(text=text, images=images, return_tensors="pt", padding="longest")
+
+    @torch.inference_mode()
+    def generate_prepared(self, batch: Any, max_new_tokens: int, num_beams: int = 1) -> list[str]:
+        batch = batch.to(self.device)
+        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        prompt_length = batch["input_ids"].shape[1]
+        output = self.model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                     do_sample=False)
+        return self.processor.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+
+    def generate(self, images: list[Image.Image], prompts: list[str], max_new_tokens: int,
+                 num_beams: int = 1) -> list[str]:
+        return self.generate_prepared(self.prepare(images, prompts), max_new_tokens, num_beams)
+
+
+def default_dtype(device: str) -> str:
+    return "float32" if device == "cpu" else "bfloat16"
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _is_transformers_dir(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
+                       revision: str | None, kind: str | None) -> PaliGemmaModel:
+    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+
+    name = str(EMBEDDED.get(spec, spec))
+    path = Path(name)
+    if path.exists():
+        if not path.is_dir() or not _is_transformers_dir(path):
+            found = sorted(p.name for p in path.iterdir())[:12] if path.is_dir() else [path.name]
+            raise ModelError(f"{spec}: not a transformers checkpoint directory (no config.json; "
+                             f"found {found})")
+        config = AutoConfig.from_pretrained(path)
+    else:
+        config = AutoConfig.from_pretrained(name, revision=revision)
+    if config.model_type != "paligemma":
+        raise ModelError(f"{spec}: model_type is {config.model_type!r}, not a PaliGemma checkpoint")
+    model = PaliGemmaForConditionalGeneration.from_pretrained(
+        name, revision=revision, dtype=DTYPES[dtype], device_map=device_map or None)
+    if not device_map:
+        model = model.to(device)
+    model.eval()
+    processor = AutoProcessor.from_pretrained(name, revision=revision)
+    n_parameters = sum(p.numel() for p in model.parameters())
+    if path.exists():
+        fingerprint, resolved = _fingerprint_dir(path), None
+    else:
+        resolved = getattr(config, "_commit_hash", None) or revision
+        fingerprint = f"{name}@{resolved or 'main'}"
+    info = ModelInfo(id=spec, revision=resolved, fingerprint=fingerprint, dtype=dtype,
+                     kind=kind or ("demo" if spec in EMBEDDED else kind_from_name(path.name if path.exists() else name)),
+                     embedded=spec in EMBEDDED, **describe_config(config, n_parameters))
+    return PaliGemmaModel(model, processor, info)
+
+
+# (accepts(spec) -> bool, load(spec, **options) -> PaliGemmaModel), tried in order.
+LOADERS: list[tuple[Callable[[str], bool], Callable[..., PaliGemmaModel]]] = [
+    (lambda spec: True, _load_transformers),
+]
+
+
+def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
+               device_map: str | None = None, revision: str | None = None,
+               kind: str | None = None) -> PaliGemmaModel:
+    """Load a checkpoint: embedded short name, local directory or hub id (or other LOADERS)."""
+    device = resolve_device(device)
+    dtype = dtype or default_dtype(device)
+    if dtype not in DTYPES:
+        raise ModelError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    for accepts, loader in LOADERS:
+        if accepts(spec):
+            return loader(spec, dtype=dtype, device=device, device_map=device_map,
+                          revision=revision, kind=kind)
+    raise ModelError(f"no loader accepts {spec!r}")
+
+
+def info_json(info: ModelInfo) -> str:
+    return json.dumps(info.to_dict(), sort_keys=True)

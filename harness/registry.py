@@ -1,0 +1,144 @@
+"""The task registry: a task is dataset + prompt + decoding + scorer, as a small declarative record.
+
+Built-in tasks register with `@register` (or `register_task`) in the `tasks` package. Third-party
+packages register through the entry-point group `paligemma_eval.tasks`: each entry point names a
+module (imported for its `register` calls) or a callable returning Task records.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.scores import Scores
+
+ENTRY_POINT_GROUP = "paligemma_eval.tasks"
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a task's examples come from: a hub dataset, or the same schema in local files."""
+
+    hub_id: str
+    split: str
+    config: str | None = None
+    revision: str | None = None
+    # Other hub ids holding the same data (one harness moved lmms-lab/* to lmms-lab-encoder/*).
+    aliases: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        config = f" [{self.config}]" if self.config else ""
+        return f"{self.hub_id}{config} / {self.split}"
+
+
+@dataclass(frozen=True)
+class CardRow:
+    """A published number this task reproduces: a row of a model card's table (reports/published.json)."""
+
+    benchmark: str   # the row label as the card prints it, e.g. "VQAv2 (minival)"
+    metric: str      # our metric that the row reports, e.g. "accuracy"
+    scale: float = 100.0  # cards print percentages; our metrics are fractions
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark task. `prompt` is a str.format template over the dataset row's columns."""
+
+    name: str
+    source: DatasetSource
+    prompt: str
+    target: Callable[[Row], Any]          # row -> JSON-serialisable reference for the scorer
+    # (example ids, parsed predictions, targets) -> Scores; None for submission-only splits
+    scorer: Callable[[list[str], list[str], list[Any]], Scores] | None
+    columns: tuple[str, ...]              # required columns, checked before any generation
+    id_column: str
+    image_column: str = "image"
+    parser: Callable[[str], str] = str.strip
+    max_new_tokens: int = 32
+    num_beams: int = 1
+    description: str = ""
+    groups: tuple[str, ...] = ()
+    published: tuple[CardRow, ...] = ()
+    # Test-server-only splits: `run` writes this official submission file instead of a score.
+    submission: Callable[[list[dict]], Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def format_prompt(self, row: Row) -> str:
+        return self.prompt.format_map(row)
+
+    @property
+    def headline(self) -> str:
+        return self.published[0].metric if self.published else ""
+
+
+_TASKS: dict[str, Task] = {}
+_loaded = False
+
+
+def register_task(task: Task) -> Task:
+    if task.name in _TASKS and _TASKS[task.name] != task:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def register(factory: Callable[[], Task | Iterable[Task]]) -> Callable[[], Task | Iterable[Task]]:
+    """Decorator: register the Task (or Tasks) that `factory` returns."""
+    made = factory()
+    for task in [made] if isinstance(made, Task) else made:
+        register_task(task)
+    return factory
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("tasks")
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = entry.load()
+        if callable(loaded) and not isinstance(loaded, type(importlib)):
+            made = loaded()
+            for task in [made] if isinstance(made, Task) else (made or []):
+                register_task(task)
+
+
+def all_tasks() -> dict[str, Task]:
+    _load_plugins()
+    return dict(sorted(_TASKS.items()))
+
+
+def groups() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for task in all_tasks().values():
+        for group in task.groups:
+            found.setdefault(group, []).append(task.name)
+    return found
+
+
+class UnknownTaskError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def resolve(names: Iterable[str]) -> list[Task]:
+    """Task records for names or group names, in the order given, without repeats."""
+    tasks, known_groups = all_tasks(), groups()
+    chosen: list[Task] = []
+    for name in names:
+        if name in tasks:
+            members = [name]
+        elif name in known_groups:
+            members = known_groups[name]
+        else:
+            raise UnknownTaskError(
+                f"unknown task {name!r}; known tasks: {', '.join(tasks)}; "
+                f"groups: {', '.join(sorted(known_groups))}")
+        chosen.extend(tasks[m] for m in members if tasks[m] not in chosen)
+    return chosen

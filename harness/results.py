@@ -1,0 +1,125 @@
+"""results.json: every number with its interval, and everything needed to reproduce it.
+
+Per-unit scores go beside it in OUT/scores/<task>.json, so `compare` and `gate` can pair two runs
+example by example.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.registry import Task
+from harness.scores import Ratio, Scores, bootstrap
+
+SCHEMA_VERSION = 1
+PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
+            "accelerate", "google-api-python-client")
+
+
+def harness_version() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"version": _version("paligemma-eval"), "git_commit": commit, "git_dirty": dirty}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "packages": {p: _version(p) for p in PACKAGES}}
+
+
+def metric_entries(scores: Scores, resamples: int, seed: int) -> dict[str, dict]:
+    intervals = bootstrap(scores.ratios, resamples, seed)
+    entries = {name: {"value": ratio.value, "n": ratio.n, **intervals[name]}
+               for name, ratio in scores.ratios.items()}
+    entries.update({name: {"value": value, "n": len(scores.units), "stderr": None, "ci95": None,
+                           "note": "corpus-level point value; no interval"}
+                    for name, value in scores.points.items()})
+    return entries
+
+
+def task_result(task: Task, dataset: dict, scored: list[str], scores: Scores | None,
+                failed: dict[str, str], resamples: int, seed: int) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "prompt": task.prompt,
+        "headline": task.headline,
+        "published": [{"benchmark": r.benchmark, "metric": r.metric, "scale": r.scale}
+                      for r in task.published],
+        "n_examples": len(scored) + len(failed),
+        "n_scored": len(scored),
+        "metrics": metric_entries(scores, resamples, seed) if scores else {},
+        "notes": scores.notes if scores else {},
+        "bootstrap": {"resamples": resamples, "seed": seed, "method": "percentile, over units"},
+        "failed": [{"id": i, "reason": why} for i, why in failed.items()],
+        "_scores": scores,  # written to scores/<task>.json, not to results.json
+    }
+
+
+def write_unit_scores(path: Path, scores: Scores) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"units": scores.units,
+               "ratios": {name: {"num": r.num.tolist(), "den": r.den.tolist()}
+                          for name, r in scores.ratios.items()}}
+    path.write_text(json.dumps(payload))
+
+
+def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
+    payload = json.loads(path.read_text())
+    ratios = {name: Ratio(np.array(r["num"]), np.array(r["den"]))
+              for name, r in payload["ratios"].items()}
+    return payload["units"], ratios
+
+
+def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict],
+                  extra: dict[str, Any] | None = None) -> Path:
+    """Write OUT/results.json, keeping earlier tasks of the same model in that directory."""
+    path = out / "results.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    kept = previous.get("tasks", {}) if previous.get("model") == model else {}
+    for name, result in tasks.items():
+        scores = result.pop("_scores", None)
+        if scores is not None:
+            write_unit_scores(out / "scores" / f"{name}.json", scores)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "harness": harness_version(),
+        "environment": environment(),
+        "model": model,
+        **(extra or {}),
+        "tasks": {**kept, **tasks},
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=False, default=_jsonable))
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

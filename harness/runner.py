@@ -1,0 +1,201 @@
+"""dataset -> prompts -> batched generation -> parsed outputs -> metric -> results file.
+
+Predictions go to OUT/predictions/<task>.jsonl as they are made (one file per rank in a
+data-parallel run; all of them count as done on resume, whatever the number of ranks), so a
+killed run resumes where it stopped. Scoring reads only those files, so `score` on predictions made
+elsewhere uses exactly the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from harness import data
+from harness.cache import PredictionStore, run_key
+from harness.models import PaliGemmaModel
+from harness.registry import Task
+from harness.results import task_result
+from harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    data_dir: Path | None = None
+    limit: int | None = None
+    batch_size: int = 8
+    num_beams: int | None = None   # overrides the task's beam count
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    rank: int = 0
+    world_size: int = 1
+    barrier: Callable[[], None] = lambda: None  # waits for every rank's shard (data-parallel)
+
+
+@dataclass
+class Prepared:
+    """A task's examples before generation: ids, prompts and targets, in dataset order."""
+
+    task: Task
+    rows: Any                     # the dataset, images undecoded
+    ids: list[str]
+    prompts: dict[str, str]
+    targets: dict[str, Any]
+    failed: dict[str, str]        # id -> reason, for rows that cannot become an example
+    provenance: dict[str, Any]
+
+
+def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
+    """Load and check a task's data; fails on a missing column before any generation."""
+    loaded = data.load(task.source, data_dir, task.image_column)
+    data.check_columns(loaded.rows, (task.id_column, *task.columns), task.name)
+    rows = loaded.rows.select(range(min(limit, len(loaded.rows)))) if limit else loaded.rows
+    meta = rows.remove_columns([task.image_column]) if task.image_column in rows.column_names \
+        else rows
+    ids, prompts, targets, failed = [], {}, {}, {}
+    for row in meta:
+        example_id = str(row[task.id_column])
+        if example_id in prompts or example_id in failed:
+            raise data.DatasetError(f"{task.name}: duplicate id {example_id!r} in column "
+                                    f"{task.id_column!r}")
+        ids.append(example_id)
+        try:
+            prompts[example_id] = task.format_prompt(row)
+            targets[example_id] = task.target(row)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            prompts.pop(example_id, None)
+            failed[example_id] = f"bad row: {type(error).__name__}: {error}"
+    provenance = {**loaded.provenance, "limit": limit, "num_examples": len(ids)}
+    return Prepared(task, rows, ids, prompts, targets, failed, provenance)
+
+
+def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
+    return {"max_new_tokens": task.max_new_tokens, "num_beams": options.num_beams or task.num_beams,
+            "do_sample": False}
+
+
+def prediction_files(out: Path, task: Task) -> list[Path]:
+    folder = out / "predictions"
+    return sorted([folder / f"{task.name}.jsonl", *folder.glob(f"{task.name}.rank*.jsonl")])
+
+
+def _shard_store(out: Path, task: Task, options: RunOptions) -> PredictionStore:
+    name = f"{task.name}.jsonl" if options.world_size == 1 else \
+        f"{task.name}.rank{options.rank}.jsonl"
+    return PredictionStore(out / "predictions" / name)
+
+
+def load_predictions(out: Path, task: Task, key: str | None) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    for path in prediction_files(out, task):
+        for example_id, record in PredictionStore(path).load(key).items():
+            records.setdefault(example_id, record)
+    return records
+
+
+def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> dict[str, Any]:
+    """Generate every missing prediction of this rank's shard; returns throughput figures."""
+    task = prepared.task
+    settings = decoding(task, options)
+    key = run_key(model=model.info.fingerprint, dtype=model.info.dtype, task=task.name,
+                  prompt=task.prompt, decoding=settings)
+    done = load_predictions(options.out, task, key)
+    store = _shard_store(options.out, task, options)
+    position = {example_id: i for i, example_id in enumerate(prepared.ids)}
+    mine = [i for i in prepared.ids if position[i] % options.world_size == options.rank]
+    store.append({"key": key, "id": i, "error": prepared.failed[i]}
+                 for i in mine if i in prepared.failed and i not in done)
+    todo = [i for i in mine if i in prepared.prompts and i not in done]
+    # Length-aware batching: similar prompt lengths share a batch, so little padding.
+    todo.sort(key=lambda i: (len(prepared.prompts[i]), position[i]))
+    batches = [todo[s:s + options.batch_size] for s in range(0, len(todo), options.batch_size)]
+
+    def load_batch(batch_ids: list[str]) -> tuple[list[str], Any, dict[str, str]]:
+        images, good, bad = [], [], {}
+        for example_id in batch_ids:
+            try:
+                cell = prepared.rows[position[example_id]][task.image_column]
+                images.append(data.decode_image(cell))
+                good.append(example_id)
+            except Exception as error:  # any undecodable image fails that example only
+                bad[example_id] = f"image: {type(error).__name__}: {error}"
+        inputs = model.prepare(images, [prepared.prompts[i] for i in good]) if good else None
+        return good, inputs, bad
+
+    started, generated = time.perf_counter(), 0
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False) as bar:
+        # Decode and preprocess the next batch while the model generates this one.
+        pending = pool.submit(load_batch, batches[0]) if batches else None
+        for index in range(len(batches)):
+            good, inputs, bad = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(load_batch, batches[index + 1])
+            outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
+                                              settings["num_beams"]) if good else []
+            records = [{"key": key, "id": i, "prompt": prepared.prompts[i], "prediction": p}
+                       for i, p in zip(good, outputs)]
+            records += [{"key": key, "id": i, "error": reason} for i, reason in bad.items()]
+            store.append(records)
+            generated += len(good)
+            bar.update(len(good) + len(bad))
+    seconds = time.perf_counter() - started
+    return {"key": key, "generated": generated, "seconds": round(seconds, 3),
+            "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
+            "resumed": len([i for i in mine if i in done])}
+
+
+def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> dict[str, Any]:
+    """Score predictions (from this run or elsewhere) with the task's parser and scorer."""
+    task = prepared.task
+    failed = dict(prepared.failed)
+    failed.update({i: r["error"] for i, r in records.items() if "error" in r and i not in failed})
+    missing = [i for i in prepared.ids if i not in records and i not in failed]
+    for example_id in missing:
+        failed[example_id] = "no prediction"
+    scored = [i for i in prepared.ids if i not in failed]
+    predictions = [task.parser(str(records[i].get("prediction") or "")) for i in scored]
+    targets = [prepared.targets[i] for i in scored]
+    with tqdm(total=1, desc=f"score {task.name}", leave=False) as bar:
+        scores = task.scorer(scored, predictions, targets) if scored else None
+        bar.update(1)
+    return task_result(task, prepared.provenance, scored, scores, failed, options.resamples,
+                       options.seed)
+
+
+def run_task(model: PaliGemmaModel, task: Task, options: RunOptions) -> dict[str, Any] | None:
+    """Generate (resuming) and, on rank 0 of a complete set of shards, score one task."""
+    prepared = prepare(task, options.data_dir, options.limit)
+    throughput = generate(model, prepared, options)
+    options.barrier()
+    if options.rank != 0:
+        return None
+    records = load_predictions(options.out, task, throughput["key"])
+    if task.submission is not None:  # test-server split: no references to score against
+        result = submission_result(task, prepared, records, options.out)
+    else:
+        result = score(prepared, records, options)
+    result.update(decoding=decoding(task, options), throughput=throughput)
+    return result
+
+
+def submission_result(task: Task, prepared: Prepared, records: dict[str, dict],
+                      out: Path) -> dict[str, Any]:
+    rows = [{"id": i, "prediction": task.parser(str(records[i].get("prediction") or ""))}
+            for i in prepared.ids if i in records and "prediction" in records[i]]
+    path = out / "submissions" / f"{task.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(task.submission(rows), indent=1))
+    failed = {i: r.get("error", "no prediction") for i in prepared.ids
+              for r in [records.get(i, {})] if "prediction" not in r}
+    return {"dataset": prepared.provenance, "prompt": task.prompt, "metrics": {},
+            "submission": str(path.relative_to(out)), "n_examples": len(prepared.ids),
+            "failed": [{"id": i, "reason": why} for i, why in failed.items()]}

@@ -1,0 +1,117 @@
+"""Scores and their uncertainty.
+
+Every bootstrappable metric is a ratio of sums over resampling units: sum(num) / sum(den). With den
+all ones that is a mean of per-example scores (VQA accuracy, ANLS, mIoU, flagged rates); precision,
+recall and F1 are ratios of counts; a breakdown (VQA answer type, NoCaps domain) has den = 1 only on
+its own units. MMVP's units are image pairs. One representation gives vectorised bootstrap intervals
+and paired comparisons for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_SEED = 0
+_CHUNK_CELLS = 20_000_000  # resample indices held at once: bounds memory at ~160 MB
+
+
+@dataclass
+class Ratio:
+    num: np.ndarray
+    den: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.num = np.asarray(self.num, dtype=np.float64)
+        self.den = np.asarray(self.den, dtype=np.float64)
+
+    @property
+    def n(self) -> int:
+        return int(np.count_nonzero(self.den))
+
+    @property
+    def value(self) -> float:
+        total = self.den.sum()
+        return float(self.num.sum() / total) if total else float("nan")
+
+    @classmethod
+    def mean(cls, values: np.ndarray | list[float], mask: np.ndarray | None = None) -> "Ratio":
+        values = np.asarray(values, dtype=np.float64)
+        den = np.ones_like(values) if mask is None else np.asarray(mask, dtype=np.float64)
+        return cls(values * den, den)
+
+
+@dataclass
+class Scores:
+    """A scorer's output: per-unit ratios, plus corpus-level point values with no interval."""
+
+    units: list[str]
+    ratios: dict[str, Ratio]
+    points: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def breakdown(name: str, values: np.ndarray | list[float],
+              groups: list[str | None]) -> dict[str, Ratio]:
+    """`name` over all units, and `name/<group>` over each group's units (None: no group)."""
+    values = np.asarray(values, dtype=np.float64)
+    ratios = {name: Ratio.mean(values)}
+    for group in sorted({g for g in groups if g is not None}):
+        mask = np.array([g == group for g in groups], dtype=np.float64)
+        ratios[f"{name}/{group}"] = Ratio.mean(values, mask)
+    return ratios
+
+
+def _resample_sums(arrays: list[np.ndarray], resamples: int, seed: int) -> list[np.ndarray]:
+    """Sums of each array over `resamples` bootstrap resamples of its indices (same indices for all)."""
+    n = len(arrays[0])
+    rng = np.random.default_rng(seed)
+    sums = [np.empty(resamples) for _ in arrays]
+    chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        index = rng.integers(0, n, size=(stop - start, n))
+        for array, out in zip(arrays, sums):
+            out[start:stop] = array[index].sum(axis=1)
+    return sums
+
+
+def _interval(samples: np.ndarray) -> dict:
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return {"stderr": None, "ci95": None}
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return {"stderr": float(samples.std(ddof=1)) if samples.size > 1 else 0.0,
+            "ci95": [float(low), float(high)]}
+
+
+def bootstrap(ratios: dict[str, Ratio], resamples: int = DEFAULT_RESAMPLES,
+              seed: int = DEFAULT_SEED) -> dict[str, dict]:
+    """Percentile bootstrap over units: {metric: {stderr, ci95}}; deterministic for a seed."""
+    if not ratios or resamples <= 0:
+        return {name: {"stderr": None, "ci95": None} for name in ratios}
+    names = list(ratios)
+    arrays = [a for name in names for a in (ratios[name].num, ratios[name].den)]
+    if len(arrays[0]) == 0:
+        return {name: {"stderr": None, "ci95": None} for name in names}
+    sums = _resample_sums(arrays, resamples, seed)
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i, name in enumerate(names):
+            out[name] = _interval(sums[2 * i] / sums[2 * i + 1])
+    return out
+
+
+def paired_difference(a: Ratio, b: Ratio, resamples: int = DEFAULT_RESAMPLES,
+                      seed: int = DEFAULT_SEED) -> dict:
+    """B - A over the same units (aligned arrays), with a paired percentile bootstrap interval."""
+    num_a, den_a, num_b, den_b = _resample_sums([a.num, a.den, b.num, b.den], resamples, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diffs = num_b / den_b - num_a / den_a
+    interval = _interval(diffs)
+    ci = interval["ci95"]
+    significant = bool(ci is not None and (ci[0] > 0 or ci[1] < 0))
+    return {"a": a.value, "b": b.value, "difference": b.value - a.value, **interval,
+            "significant": significant, "n": int(np.count_nonzero(a.den + b.den))}

@@ -1,0 +1,54 @@
+"""Captioning tasks scored with CIDEr (pycocoevalcap): COCO val2017, NoCaps, TextCaps.
+
+Prompt `caption en`, 32 new tokens, beam search with 2 beams as big_vision's COCO setup
+(`--num-beams` overrides). CIDEr is the headline; ROUGE-L, BLEU-4 and METEOR beside it. NoCaps
+is broken down into in-/near-/out-domain when the data carries a `domain` column.
+
+Hub copies (lmms-eval's ids and columns):
+- lmms-lab/COCO-Caption2017 val: question_id (file name), answer [5 captions], image
+- lmms-lab/NoCaps validation: image_id, annotations_captions [10 captions], image (+ domain if
+  present; the official nocaps split into domains is by Open Images class, not in this copy)
+- lmms-lab/TextCaps val: question_id, reference_strs [captions], image
+"""
+
+from __future__ import annotations
+
+from harness.registry import CardRow, DatasetSource, Row, Task, register
+from harness.scores import Scores, breakdown
+from tasks.metrics.captioning import caption_scores
+
+PROMPT = "caption en"
+
+
+def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
+    scores, cider = caption_scores(predictions, [t["references"] for t in targets], ids)
+    domains = [t.get("domain") for t in targets]
+    if any(domains):
+        scores.ratios.update(breakdown("cider", cider, domains))
+    return scores
+
+
+def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
+                 rows: tuple[CardRow, ...], description: str) -> Task:
+    def target(row: Row) -> dict:
+        refs = [str(c) for c in row[references]]
+        if not refs:
+            raise ValueError(f"no reference captions in {references!r}")
+        return {"references": refs, "domain": row.get("domain")}
+
+    return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
+                columns=(references,), id_column=id_column, num_beams=2, published=rows,
+                description=description, groups=("captioning",))
+
+
+@register
+def tasks() -> list[Task]:
+    return [
+        caption_task("coco_cap_val2017", DatasetSource("lmms-lab/COCO-Caption2017", "val"),
+                     "question_id", "answer", (CardRow("COCOcap", "cider"),),
+                     "COCO captions val2017 (the card's COCO numbers use the Karpathy split)"),
+        caption_task("nocaps_val", DatasetSource("lmms-lab/NoCaps", "validation"), "image_id",
+                     "annotations_captions", (CardRow("NoCaps", "cider"),), "NoCaps validation"),
+        caption_task("textcaps_val", DatasetSource("lmms-lab/TextCaps", "val"), "question_id",
+                     "reference_strs", (CardRow("TextCaps", "cider"),), "TextCaps validation"),
+    ]

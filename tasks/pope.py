@@ -1,0 +1,43 @@
+"""POPE: random, popular and adversarial splits, each its own task; group `pope` runs all three.
+
+Prompt `answer en {question}` (the cards evaluate the VQAv2 transfer), 48 new tokens. Strict
+parsing as big_vision (exact yes/no after lower-casing); the `_lenient` tasks take the first yes/no
+word instead and are labelled so in their names.
+
+Hub copy: lmms-lab/POPE, config "Full", splits random / popular / adversarial; columns id,
+question_id, question, answer ("yes"/"no"), image_source, image, category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.registry import CardRow, DatasetSource, Row, Task, register
+from harness.scores import Scores
+from tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
+
+SPLITS = ("random", "popular", "adversarial")
+
+
+def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Task:
+    def scorer(ids: list[str], predictions: list[str], labels: list[str]) -> Scores:
+        return Scores(ids, pope_ratios([parse(p) for p in predictions], labels))
+
+    def target(row: Row) -> str:
+        label = str(row["answer"]).strip().lower()
+        if label not in ("yes", "no"):
+            raise ValueError(f"POPE answer must be yes or no, got {row['answer']!r}")
+        return label
+
+    return Task(name=f"pope_{split}{suffix}", source=DatasetSource("lmms-lab/POPE", split, "Full"),
+                prompt="answer en {question}", target=target, scorer=scorer,
+                columns=("question", "answer"), id_column="question_id", max_new_tokens=48,
+                published=(CardRow(f"POPE ({split})", "accuracy"),),
+                groups=(f"pope{suffix}",),
+                description=f"POPE {split}, {'lenient' if suffix else 'strict'} yes/no parsing")
+
+
+@register
+def tasks() -> list[Task]:
+    return [pope_task(split, parse, suffix) for suffix, parse in
+            (("", parse_strict), ("_lenient", parse_lenient)) for split in SPLITS]
