@@ -64,6 +64,7 @@ class Task:
     description: str = ""
     groups: tuple[str, ...] = ()
     published: tuple[CardRow, ...] = ()
+    metric: str = ""                      # headline metric; default: the first card row's
     # Test-server-only splits: `run` writes this official submission file instead of a score.
     submission: Callable[[list[dict]], Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -73,7 +74,7 @@ class Task:
 
     @property
     def headline(self) -> str:
-        return self.published[0].metric if self.published else ""
+        return self.metric or (self.published[0].metric if self.published else "")
 
 
 _TASKS: dict[str, Task] = {}
@@ -128,11 +129,13 @@ class UnknownTaskError(KeyError):
 
 
 def resolve(names: Iterable[str]) -> list[Task]:
-    """Task records for names or group names, in the order given, without repeats."""
+    """Task records for names, group names or "all", in the order given, without repeats."""
     tasks, known_groups = all_tasks(), groups()
     chosen: list[Task] = []
     for name in names:
-        if name in tasks:
+        if name == "all":
+            members = list(tasks)
+        elif name in tasks:
             members = [name]
         elif name in known_groups:
             members = known_groups[name]

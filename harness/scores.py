@@ -69,12 +69,14 @@ def _resample_sums(arrays: list[np.ndarray], resamples: int, seed: int) -> list[
     n = len(arrays[0])
     rng = np.random.default_rng(seed)
     sums = [np.empty(resamples) for _ in arrays]
+    all_ones = [bool(np.all(array == 1.0)) for array in arrays]
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     for start in range(0, resamples, chunk):
         stop = min(resamples, start + chunk)
-        index = rng.integers(0, n, size=(stop - start, n))
-        for array, out in zip(arrays, sums):
-            out[start:stop] = array[index].sum(axis=1)
+        index = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
+        for array, ones, out in zip(arrays, all_ones, sums):
+            # A mean's denominator is all ones: its resampled sum is always n.
+            out[start:stop] = n if ones else array[index].sum(axis=1)
     return sums
 
 

@@ -46,9 +46,7 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     points = {"bleu4": float(bleu[3])}
     if meteor:
-        meteor_scorer = Meteor()
-        points["meteor"] = float(meteor_scorer.compute_score(gts, res)[0])
-        meteor_scorer.close()
+        points["meteor"] = float(Meteor().compute_score(gts, res)[0])
     cider = np.asarray(cider, dtype=float)
     scores = Scores(units=list(ids), ratios={"cider": Ratio.mean(cider),
                                              "rouge_l": Ratio.mean(np.asarray(rouge))},

@@ -1,0 +1,38 @@
+# Two entry points: `make demo` and `make test`. Each builds the virtual environment it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/paligemma-eval
+DEMO_OUT ?= out/demo
+DATA := harness/demo/data
+
+.PHONY: demo test bench fixtures tiny-models clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	# torch only if absent; 2.13.0 is a CPU build on these machines (a bare `torch` is multi-GB CUDA).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+$(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
+	$(PY) -m pip install -q -e tests/plugin_example
+	touch $@
+
+demo: $(VENV)/.installed
+	$(CLI) run --model tiny-paligemma --tasks all --data-dir $(DATA) --output $(DEMO_OUT)
+
+test: $(VENV)/.installed $(VENV)/.plugin
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(VENV)/.installed
+	$(PY) bench/runner_overhead.py
+	$(PY) bench/metrics_speed.py
+
+fixtures: $(VENV)/.installed
+	$(PY) -m harness.demo.fixtures
+
+tiny-models: $(VENV)/.installed
+	$(PY) -m harness.demo.train_tiny
+
+clean:
+	rm -rf out $(VENV)

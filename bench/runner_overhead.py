@@ -1,0 +1,74 @@
+"""Runner vs a bare processor + generate loop: same model, examples, batch size, one process.
+
+Prints examples/s for both and the ratio runner/bare in wall time (target <= 1.03), then the
+runner's examples/s at batch 1, 4 and 16. Each figure is the best of --repeats runs, taken in
+alternation so that machine noise hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from harness import data, registry
+from harness.demo.fixtures import DATA_DIR
+from harness.models import load_model
+from harness.runner import RunOptions, prepare, run_task
+
+
+def bare_loop(model, task, prepared, batch_size: int) -> float:
+    started = time.perf_counter()
+    ids = [i for i in prepared.ids if i in prepared.prompts]
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start:start + batch_size]
+        position = {i: n for n, i in enumerate(prepared.ids)}
+        images = [data.decode_image(prepared.rows[position[i]][task.image_column]) for i in batch]
+        inputs = model.processor(text=["<image>" + prepared.prompts[i] for i in batch],
+                                 images=images, return_tensors="pt", padding="longest")
+        with torch.inference_mode():
+            model.model.generate(**inputs, max_new_tokens=task.max_new_tokens, do_sample=False)
+    return time.perf_counter() - started
+
+
+def runner(model, task, batch_size: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        run_task(model, task, RunOptions(out=Path(out), data_dir=DATA_DIR, batch_size=batch_size,
+                                         resamples=0))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-paligemma")
+    parser.add_argument("--task", default="vqav2_val")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    model = load_model(args.model)
+    (task,) = registry.resolve([args.task])
+    prepared = prepare(task, DATA_DIR, None)
+    n = len(prepared.prompts)
+    runner(model, task, args.batch_size)  # warm-up: first-call costs belong to neither side
+    bare, ours = [], []
+    for _ in range(args.repeats):
+        bare.append(bare_loop(model, task, prepared, args.batch_size))
+        ours.append(runner(model, task, args.batch_size))
+    print(f"model {args.model}, task {args.task}, {n} examples, batch {args.batch_size}, "
+          f"device {model.device}, best of {args.repeats}")
+    print(f"bare generate loop: {n / min(bare):8.1f} examples/s")
+    print(f"runner (all steps): {n / min(ours):8.1f} examples/s")
+    print(f"ratio runner/bare wall time: {min(ours) / min(bare):.3f}  (target <= 1.03)")
+    rates = {}
+    for batch_size in (1, 4, 16):
+        rates[batch_size] = n / min(runner(model, task, batch_size) for _ in range(3))
+        print(f"runner batch {batch_size:2d}: {rates[batch_size]:8.1f} examples/s")
+    print(f"speed-up batch 16 / batch 1: {rates[16] / rates[1]:.2f}x  (target >= 3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+from tasks.captioning import score_captions
+from tasks.metrics.captioning import caption_scores
+
+REFERENCES = [["a man riding a horse on a beach", "a person rides a horse near the ocean"],
+              ["two dogs playing in the snow", "a pair of dogs play in snow"],
+              ["a plate of food with broccoli", "broccoli and rice on a white plate"]]
+PREDICTIONS = ["a man rides a horse on the beach", "dogs in the snow", "a cat on a sofa"]
+IDS = ["1", "2", "3"]
+
+
+def test_cider_equals_pycocoevalcap_called_directly():
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": c} for c in refs] for i, refs in zip(IDS, REFERENCES)})
+    res = tokenizer.tokenize({i: [{"caption": p}] for i, p in zip(IDS, PREDICTIONS)})
+    expected, per_image = Cider().compute_score(gts, res)
+    scores, cider = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
+    assert scores.ratios["cider"].value == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(cider, per_image)
+    assert scores.points["bleu4"] >= 0 and 0 <= scores.ratios["rouge_l"].value <= 1
+
+
+def test_garbage_predictions_score_zero_without_shifting_others():
+    garbage = ["line one\nline two", "\x00\x01\x02" * 50, "word " * 2000]
+    scores, cider = caption_scores(garbage, REFERENCES, IDS, meteor=False)
+    assert cider.shape == (3,) and np.all(np.isfinite(cider))
+    assert cider[1] == 0.0
+    # A newline inside one caption must not shift the others: a correct caption keeps its score.
+    mixed = ["junk\njunk", PREDICTIONS[1], PREDICTIONS[2]]
+    _, alone = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
+    _, with_junk = caption_scores(mixed, REFERENCES, IDS, meteor=False)
+    assert with_junk[1] > 0 and with_junk[1] == pytest.approx(alone[1], rel=0.5)
+
+
+def test_nocaps_domain_breakdown():
+    targets = [{"references": r, "domain": d} for r, d in
+               zip(REFERENCES, ["in-domain", "out-domain", "in-domain"])]
+    scores = score_captions(IDS, PREDICTIONS, targets)
+    _, cider = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
+    assert scores.ratios["cider/in-domain"].value == pytest.approx((cider[0] + cider[2]) / 2)
+    assert scores.ratios["cider/out-domain"].value == pytest.approx(cider[1])
+    assert "meteor" in scores.points

@@ -1,0 +1,55 @@
+import json
+import math
+import subprocess
+
+import pytest
+
+from harness import registry
+from harness.models import load_model
+from harness.runner import RunOptions, run_task
+from tests.conftest import cli
+
+BUILTIN = [name for name, task in registry.all_tasks().items() if not name.startswith("example")]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_task_runs_on_its_fixture(name, tmp_path, data_dir, tiny_model):
+    (task,) = registry.resolve([name])
+    result = run_task(tiny_model, task, RunOptions(out=tmp_path, data_dir=data_dir, limit=8,
+                                                   batch_size=4, resamples=50))
+    assert result["failed"] == []
+    if task.submission:
+        rows = json.loads((tmp_path / result["submission"]).read_text())
+        assert len(rows) == 8 and {"answer"} < set(rows[0])
+        return
+    headline = result["metrics"][task.headline]
+    assert 0 <= headline["value"] and math.isfinite(headline["value"])
+    assert headline["ci95"] is not None
+
+
+def test_demo_model_beats_chance_on_fixture_tasks(tmp_path, data_dir, tiny_model):
+    """The embedded model is trained on the synthetic world: its numbers must mean something."""
+    chance = {"vqav2_val": ("accuracy", 0.34), "pope_random": ("accuracy", 0.5),
+              "mmvp": ("paired_accuracy", 0.25)}
+    for name, (metric, level) in chance.items():
+        (task,) = registry.resolve([name])
+        result = run_task(tiny_model, task, RunOptions(out=tmp_path, data_dir=data_dir,
+                                                       resamples=0))
+        assert result["metrics"][metric]["value"] > level, name
+
+
+def test_paligemma2_family_is_read_from_the_config():
+    model = load_model("tiny-paligemma2", device="cpu")
+    assert (model.info.family, model.info.resolution) == ("paligemma2", 224)
+    assert model.info.variant == f"224-{model.info.size}"
+
+
+def test_plugin_task_from_entry_point_is_listed_and_runs(tmp_path, data_dir):
+    listing = subprocess.run(cli("tasks"), capture_output=True, text=True, check=True).stdout
+    assert "example_plugin_vqa" in listing
+    done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--tasks", "example_plugin_vqa",
+                              "--data-dir", str(data_dir), "--limit", "6", "--output",
+                              str(tmp_path)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "results.json").read_text())["tasks"]["example_plugin_vqa"]
+    assert result["metrics"]["exact_match"]["n"] == 6
