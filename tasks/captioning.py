@@ -45,10 +45,10 @@ def caption_task(name: str, source: DatasetSource, id_column: str, references: s
 def tasks() -> list[Task]:
     return [
         caption_task("coco_cap_val2017", DatasetSource("lmms-lab/COCO-Caption2017", "val"),
-                     "question_id", "answer", (CardRow("COCOcap", "cider"),),
+                     "question_id", "answer", (CardRow("COCOcap", "cider"), CardRow("COCO captions (val)", "cider")),
                      "COCO captions val2017 (the card's COCO numbers use the Karpathy split)"),
         caption_task("nocaps_val", DatasetSource("lmms-lab/NoCaps", "validation"), "image_id",
-                     "annotations_captions", (CardRow("NoCaps", "cider"),), "NoCaps validation"),
+                     "annotations_captions", (CardRow("NoCaps", "cider"), CardRow("NoCaps (val)", "cider")), "NoCaps validation"),
         caption_task("textcaps_val", DatasetSource("lmms-lab/TextCaps", "val"), "question_id",
-                     "reference_strs", (CardRow("TextCaps", "cider"),), "TextCaps validation"),
+                     "reference_strs", (CardRow("TextCaps", "cider"), CardRow("TextCaps (val)", "cider")), "TextCaps validation"),
     ]
