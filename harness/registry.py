@@ -56,7 +56,7 @@ class Task:
     # (example ids, parsed predictions, targets) -> Scores; None for submission-only splits
     scorer: Callable[[list[str], list[str], list[Any]], Scores] | None
     columns: tuple[str, ...]              # required columns, checked before any generation
-    id_column: str
+    id_column: str | None                 # None: examples are keyed by row position
     image_column: str = "image"
     parser: Callable[[str], str] = str.strip
     max_new_tokens: int = 32

@@ -56,13 +56,15 @@ class Prepared:
 def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
     """Load and check a task's data; fails on a missing column before any generation."""
     loaded = data.load(task.source, data_dir, task.image_column)
-    data.check_columns(loaded.rows, (task.id_column, *task.columns), task.name)
+    data.check_columns(loaded.rows, tuple(c for c in (task.id_column, *task.columns) if c),
+                       task.name)
     rows = loaded.rows.select(range(min(limit, len(loaded.rows)))) if limit else loaded.rows
     meta = rows.remove_columns([task.image_column]) if task.image_column in rows.column_names \
         else rows
     ids, prompts, targets, failed = [], {}, {}, {}
-    for row in meta:
-        example_id = str(row[task.id_column])
+    for index, row in enumerate(meta):
+        # Datasets without an id column (FairFace) are keyed by row position.
+        example_id = str(row[task.id_column]) if task.id_column else str(index)
         if example_id in prompts or example_id in failed:
             raise data.DatasetError(f"{task.name}: duplicate id {example_id!r} in column "
                                     f"{task.id_column!r}")

@@ -150,6 +150,26 @@ def mmvp(rng: random.Random) -> list[dict]:
     return rows
 
 
+FAIRFACE_LABELS = {
+    "age": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
+    "gender": ["Male", "Female"],
+    # The hub copy's order, which is not the paper's: consumers must decode by these names.
+    "race": ["East Asian", "Indian", "Black", "White", "Middle Eastern", "Latino_Hispanic",
+             "Southeast Asian"],
+}
+
+
+def fairface(rng: random.Random) -> list[dict]:
+    return [{"image": _png(world.random_scene(rng)),
+             **{column: rng.randrange(len(names)) for column, names in FAIRFACE_LABELS.items()},
+             "service_test": rng.random() < 0.5} for _ in range(72)]
+
+
+FEATURES = {"HuggingFaceM4/FairFace": datasets.Features({
+    "image": datasets.Image(),
+    **{column: datasets.ClassLabel(names=names) for column, names in FAIRFACE_LABELS.items()},
+    "service_test": datasets.Value("bool")})}
+
 # (hub id, config, split) -> row maker. Each gets its own seeded generator.
 FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]]] = {
     ("lmms-lab/VQAv2", None, "validation"): vqav2,
@@ -167,6 +187,7 @@ FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]
     ("lmms-lab/TextCaps", None, "val"): textcaps,
     **{("lmms-lab/POPE", "Full", split): pope for split in ("random", "popular", "adversarial")},
     ("lmms-lab-eval/MMVP", None, "train"): mmvp,
+    ("HuggingFaceM4/FairFace", "0.25", "validation"): fairface,
 }
 
 
@@ -174,7 +195,10 @@ def write(directory: Path = DATA_DIR, seed: int = 0) -> list[Path]:
     written = []
     for (hub_id, config, split), make in FIXTURES.items():
         rows = make(random.Random(f"{seed}-{hub_id}-{config}-{split}"))
-        table = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+        if hub_id in FEATURES:
+            table = datasets.Dataset.from_list(rows, features=FEATURES[hub_id])
+        else:
+            table = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
         path = directory / hub_id / (config or "default") / f"{split}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(str(path))

@@ -1,0 +1,32 @@
+"""`paligemma-eval report OUT1 [OUT2 ...] --output report.html [--format markdown]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.render import render
+
+    try:
+        text = render(args.runs, "markdown" if args.format == "markdown" else "html", args.redact)
+    except FileNotFoundError as error:
+        print(f"paligemma-eval report: error: {error}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"report: {args.output.resolve()}")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    report = commands.add_parser("report", help="render runs as model-card-style tables")
+    report.add_argument("runs", nargs="+", type=Path, help="run directories or result files")
+    report.add_argument("--output", required=True, type=Path)
+    report.add_argument("--format", choices=["html", "markdown"], default="html")
+    report.add_argument("--redact", action="store_true",
+                        help="leave flagged captions out (for shareable reports)")
+    report.set_defaults(func=cmd_report)

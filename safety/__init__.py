@@ -1,0 +1,1 @@
+"""FairFace safety suite: captions scored by the Perspective API (or a declared substitute)."""

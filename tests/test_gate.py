@@ -1,0 +1,108 @@
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+
+from harness.gate import gate, load_run
+from harness.results import read_unit_scores, write_unit_scores
+from harness.scores import Ratio, Scores
+from tests.conftest import cli
+
+TASKS = "vqav2_val,pope_random,mmvp,docvqa_val"
+
+
+def run(model: str, out: Path, data_dir: Path, batch_size: int) -> Path:
+    subprocess.run(cli("run", "--model", model, "--tasks", TASKS, "--data-dir", str(data_dir),
+                       "--batch-size", str(batch_size), "--bootstrap", "200", "--output",
+                       str(out)), check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("gate")
+    return {"good": run("tiny-paligemma", root / "good", data_dir, 8),
+            "good_b3": run("tiny-paligemma", root / "good_b3", data_dir, 3),
+            "degraded": run("tiny-paligemma-degraded", root / "degraded", data_dir, 8)}
+
+
+def gate_cli(tmp_path: Path, candidate: Path, baseline: Path, *extra: str):
+    junit = tmp_path / "junit.xml"
+    done = subprocess.run(cli("gate", "--candidate", str(candidate), "--baseline", str(baseline),
+                              "--junit", str(junit), "--summary", str(tmp_path / "s.md"),
+                              *extra), capture_output=True, text=True)
+    return done, junit
+
+
+def test_batch_size_does_not_change_results_and_the_gate_passes(runs, tmp_path):
+    good, other = (json.loads((runs[k] / "results.json").read_text())["tasks"]
+                   for k in ("good", "good_b3"))
+    for task in good:
+        assert {m: v["value"] for m, v in good[task]["metrics"].items()} == \
+               {m: v["value"] for m, v in other[task]["metrics"].items()}, task
+    done, junit = gate_cli(tmp_path, runs["good_b3"], runs["good"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    suite = ElementTree.parse(junit).getroot()
+    assert suite.get("tests") == "4" and suite.get("failures") == "0"
+
+
+def test_degraded_checkpoint_fails_the_gate(runs, tmp_path):
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    failures = [case for case in ElementTree.parse(junit).getroot() if case.find("failure")
+                is not None]
+    assert failures
+    named = {f"{case.get('classname')}/{case.get('name')}" for case in failures}
+    assert "vqav2_val/accuracy" in named
+    assert "REGRESSED" in (tmp_path / "s.md").read_text()
+
+
+def test_missing_task_or_other_prompt_is_a_usage_error(runs, tmp_path):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(runs["good"], candidate)
+    results = json.loads((candidate / "results.json").read_text())
+    results["tasks"]["vqav2_val"]["prompt"] = "question: {question}"
+    (candidate / "results.json").write_text(json.dumps(results))
+    done, _ = gate_cli(tmp_path, candidate, runs["good"])
+    assert done.returncode == 2 and "prompt differs" in done.stderr
+    done, _ = gate_cli(tmp_path, candidate, runs["good"], "--allow-mismatch")
+    assert done.returncode == 0
+    del results["tasks"]["mmvp"]
+    (candidate / "results.json").write_text(json.dumps(results))
+    done, _ = gate_cli(tmp_path, candidate, runs["good"], "--allow-mismatch")
+    assert done.returncode == 2 and "mmvp is in the baseline but not in the candidate" in done.stderr
+
+
+def _synthetic_run(path: Path, correct: np.ndarray) -> Path:
+    ids = [str(i) for i in range(len(correct))]
+    write_unit_scores(path / "scores" / "t.json", Scores(ids, {"accuracy": Ratio.mean(correct)}))
+    entry = {"value": float(correct.mean()), "n": len(ids), "ci95": None, "stderr": None}
+    (path / "results.json").write_text(json.dumps({"model": {}, "tasks": {"t": {
+        "headline": "accuracy", "prompt": "p", "metrics": {"accuracy": entry}}}}))
+    return path
+
+
+def test_noise_does_not_fire_a_significance_gate_but_a_real_drop_does(tmp_path):
+    rng = np.random.default_rng(0)
+    base = (rng.random(3000) < 0.7).astype(float)
+    noisy = base.copy()   # a rerun's noise: a few examples flip, both ways
+    noisy[rng.choice(np.flatnonzero(base == 1), 25, replace=False)] = 0
+    noisy[rng.choice(np.flatnonzero(base == 0), 15, replace=False)] = 1
+    worse = base.copy()
+    worse[rng.choice(np.flatnonzero(base == 1), 150, replace=False)] = 0
+    baseline = load_run(_synthetic_run(tmp_path / "a", base))
+    policy = {"default": {"max_drop": 0.0, "require_significance": True}}
+    (noise,) = gate(load_run(_synthetic_run(tmp_path / "b", noisy)), baseline, policy)
+    assert noise.worse_by > 0 and not noise.regressed        # it dropped, within the noise
+    (drop,) = gate(load_run(_synthetic_run(tmp_path / "c", worse)), baseline, policy)
+    assert drop.regressed and drop.comparison["paired"]
+    # Without the significance requirement the same noise fires a zero-tolerance gate.
+    (strict,) = gate(load_run(_synthetic_run(tmp_path / "b", noisy)), baseline,
+                     {"default": {"max_drop": 0.0, "require_significance": False}})
+    assert strict.regressed
+    units, ratios = read_unit_scores(tmp_path / "a" / "scores" / "t.json")
+    assert units[:2] == ["0", "1"] and ratios["accuracy"].value == pytest.approx(base.mean())
