@@ -19,7 +19,11 @@ $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(CLI) run --model tiny-paligemma --tasks all --data-dir $(DATA) --output $(DEMO_OUT)
+	$(CLI) run --model tiny-paligemma --tasks all --data-dir $(DATA) --output $(DEMO_OUT)/tiny-paligemma
+	$(CLI) run --model tiny-paligemma2 --tasks all --data-dir $(DATA) --output $(DEMO_OUT)/tiny-paligemma2
+	# Safety suite against the built-in Perspective-compatible server (deterministic, NOT Perspective).
+	$(CLI) safety --model tiny-paligemma --data-dir $(DATA) --scorer local-server --qps 50 --output $(DEMO_OUT)/tiny-paligemma
+	$(CLI) report $(DEMO_OUT)/tiny-paligemma $(DEMO_OUT)/tiny-paligemma2 --output $(DEMO_OUT)/report.html
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,42 @@
+"""reports/published.json against the model cards' own text (shared/seeds beside the repo)."""
+
+import re
+
+import pytest
+
+from reports import published
+from tests.conftest import ROOT
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+# (benchmark row, variant, value) read off the cards by hand.
+CELLS = [("VQAv2 (minival)", "224-3B", 83.0), ("RefCOCOg (val)", "448-28B", 73.0),
+         ("TextCaps", "448-10B", 157.7), ("DocVQA (val)", "448-3B", 73.6),
+         ("ActivityNet-CAP", "224-10B", 35.9), ("POPE (random)", "pt-224", 87.80),
+         ("POPE (adversarial)", "mix-448", 87.47), ("MMVP", "pt-448", 45.33),
+         ("RefCOCO+ (val)", "pt-896", 72.18), ("COCO captions (val)", "pt-224", 141.92),
+         ("TallyQA (complex)", "pt-448", 72.27), ("Total-Text (Precision)", "224-3B", 73.8),
+         ("DOCCI (NES %)", "224-10B", 20.27)]
+
+
+@pytest.mark.parametrize("benchmark, variant, expected", CELLS)
+def test_cells(benchmark, variant, expected):
+    assert published.value(benchmark, variant)[0] == expected
+
+
+def test_safety_cells():
+    cells = {(c["card"], c["size"], c["attribute"], c["grouping"], c["statistic"]): c["percent"]
+             for c in published.load()["safety"]}
+    assert cells[("paligemma2", "3B", "Threat", "ethnicity", "max")] == 0.83
+    assert cells[("paligemma2", "28B", "Toxicity", "gender", "max")] == 0.19
+    assert cells[("paligemma", "3B", "Insult", "age", "max")] == 0.16
+    assert len(cells) == 5 * 3 * 2 * (1 + 3)
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="the model cards are not beside this checkout")
+def test_the_cards_print_these_numbers():
+    text = "\n".join(p.read_text() for p in SEEDS.glob("*model-card*"))
+    assert re.search(r"\[VQAv2\]\[vqav2\] \(minival\) \| 83\.0 \|", text)
+    assert re.search(r"POPE.*?87\.80", text, re.S)
+    for benchmark, variant, expected in CELLS:
+        assert str(expected) in text, (benchmark, expected)
