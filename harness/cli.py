@@ -84,6 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_task
 
     tasks = registry.resolve(t for t in args.tasks.split(",") if t)
+    if args.seg_decoder:
+        os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
+    preflight(tasks)
     context = distributed.init()
     options = _options(args, rank=context.rank, world_size=context.world_size,
                        barrier=context.barrier)
@@ -108,6 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def preflight(tasks: list) -> None:
+    """Each task's own checks (e.g. the segmentation decoder file), before any model loads."""
+    for task in tasks:
+        if task.preflight is not None:
+            try:
+                task.preflight()
+            except (OSError, ValueError) as error:
+                raise UsageError(f"{task.name}: {error}") from None
+
+
 def _print_summary(name: str, result: dict) -> None:
     metrics = result.get("metrics", {})
     shown = ", ".join(f"{m}={v['value']:.4f}" for m, v in list(metrics.items())[:4]
@@ -123,6 +136,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness.runner import RunOptions, prepare, score
 
     (task,) = registry.resolve([args.task])
+    if args.seg_decoder:
+        os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
+    preflight([task])
     if not args.predictions.is_file():
         raise UsageError(f"--predictions {args.predictions}: no such file")
     writable_dir(args.output)
@@ -146,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
     _model_args(run)
     run.add_argument("--tasks", required=True, help="comma-separated task or group names")
+    run.add_argument("--seg-decoder", type=Path,
+                     help="big_vision's vae-oid.npz for segmentation tasks (or set "
+                          "PALIGEMMA_SEG_DECODER)")
     _run_args(run)
     run.set_defaults(func=cmd_run)
 
@@ -156,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", required=True, type=Path)
     score.add_argument("--data-dir", type=Path)
     score.add_argument("--limit", type=int)
+    score.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for segmentation tasks")
     score.add_argument("--bootstrap", type=int, default=1000)
     score.add_argument("--seed", type=int, default=0)
     score.set_defaults(func=cmd_score)

@@ -79,18 +79,29 @@ def check_columns(rows: datasets.Dataset, required: tuple[str, ...], what: str) 
                            f"(it has: {', '.join(rows.column_names)})")
 
 
-def decode_image(value: Any) -> Image.Image:
-    """An RGB image from a dataset cell ({bytes, path}, a path, or a PIL image)."""
+def _open(value: Any) -> Image.Image:
     if isinstance(value, Image.Image):
-        return value.convert("RGB")
+        return value
     if isinstance(value, dict):
         if value.get("bytes"):
-            value = io.BytesIO(value["bytes"])
-        elif value.get("path"):
-            value = value["path"]
-        else:
-            raise ValueError("image cell is empty")
-    if value is None:
-        raise ValueError("image cell is empty")
-    with Image.open(value) as image:
+            return Image.open(io.BytesIO(value["bytes"]))
+        if value.get("path"):
+            return Image.open(value["path"])
+    elif value is not None:
+        return Image.open(value)
+    raise ValueError("image cell is empty")
+
+
+def image_size(value: Any) -> tuple[int, int]:
+    """(height, width) read from the image header."""
+    width, height = _open(value).size
+    return height, width
+
+
+def decode_image(value: Any) -> Image.Image:
+    """An RGB image from a dataset cell ({bytes, path}, a path, or a PIL image)."""
+    image = _open(value)
+    try:
         return image.convert("RGB")
+    finally:
+        image.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -67,7 +67,10 @@ class Task:
     metric: str = ""                      # headline metric; default: the first card row's
     # Test-server-only splits: `run` writes this official submission file instead of a score.
     submission: Callable[[list[dict]], Any] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # Several examples per dataset row (e.g. one per referring expression): row -> rows.
+    expand: Callable[[Row], Iterable[Row]] | None = None
+    image_size: bool = False              # give target() the row's (height, width) as image_size
+    preflight: Callable[[], None] | None = None  # checks run before any model loads (raise)
 
     def format_prompt(self, row: Row) -> str:
         return self.prompt.format_map(row)

@@ -51,6 +51,7 @@ class Prepared:
     targets: dict[str, Any]
     failed: dict[str, str]        # id -> reason, for rows that cannot become an example
     provenance: dict[str, Any]
+    row_of: dict[str, int]        # id -> dataset row holding its image
 
 
 def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
@@ -61,22 +62,41 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
     rows = loaded.rows.select(range(min(limit, len(loaded.rows)))) if limit else loaded.rows
     meta = rows.remove_columns([task.image_column]) if task.image_column in rows.column_names \
         else rows
-    ids, prompts, targets, failed = [], {}, {}, {}
+    sizes = image_sizes(rows, task.image_column) if task.image_size else None
+    ids, prompts, targets, failed, row_of = [], {}, {}, {}, {}
     for index, row in enumerate(meta):
+        if sizes is not None:
+            row = {**row, "image_size": sizes[index]}
         # Datasets without an id column (FairFace) are keyed by row position.
-        example_id = str(row[task.id_column]) if task.id_column else str(index)
-        if example_id in prompts or example_id in failed:
-            raise data.DatasetError(f"{task.name}: duplicate id {example_id!r} in column "
-                                    f"{task.id_column!r}")
-        ids.append(example_id)
-        try:
-            prompts[example_id] = task.format_prompt(row)
-            targets[example_id] = task.target(row)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
-            prompts.pop(example_id, None)
-            failed[example_id] = f"bad row: {type(error).__name__}: {error}"
+        row_id = str(row[task.id_column]) if task.id_column else str(index)
+        # A row may hold several examples (RefCOCO: one per referring expression).
+        variants = list(task.expand(row)) if task.expand else [row]
+        for k, variant in enumerate(variants):
+            example_id = f"{row_id}#{k}" if task.expand else row_id
+            if example_id in row_of:
+                raise data.DatasetError(f"{task.name}: duplicate id {example_id!r} in column "
+                                        f"{task.id_column!r}")
+            ids.append(example_id)
+            row_of[example_id] = index
+            try:
+                prompts[example_id] = task.format_prompt(variant)
+                targets[example_id] = task.target(variant)
+            except (KeyError, TypeError, ValueError, IndexError) as error:
+                prompts.pop(example_id, None)
+                failed[example_id] = f"bad row: {type(error).__name__}: {error}"
     provenance = {**loaded.provenance, "limit": limit, "num_examples": len(ids)}
-    return Prepared(task, rows, ids, prompts, targets, failed, provenance)
+    return Prepared(task, rows, ids, prompts, targets, failed, provenance, row_of)
+
+
+def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:
+    """(height, width) per row from the image headers alone (no pixel decoding)."""
+    sizes = []
+    for cell in rows[column]:
+        try:
+            sizes.append(data.image_size(cell))
+        except Exception:  # a broken image fails its example later, with its reason
+            sizes.append(None)
+    return sizes
 
 
 def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
@@ -113,6 +133,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     store = _shard_store(options.out, task, options)
     position = {example_id: i for i, example_id in enumerate(prepared.ids)}
     mine = [i for i in prepared.ids if position[i] % options.world_size == options.rank]
+    row_of = prepared.row_of
     store.append({"key": key, "id": i, "error": prepared.failed[i]}
                  for i in mine if i in prepared.failed and i not in done)
     todo = [i for i in mine if i in prepared.prompts and i not in done]
@@ -124,7 +145,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
         images, good, bad = [], [], {}
         for example_id in batch_ids:
             try:
-                cell = prepared.rows[position[example_id]][task.image_column]
+                cell = prepared.rows[row_of[example_id]][task.image_column]
                 images.append(data.decode_image(cell))
                 good.append(example_id)
             except Exception as error:  # any undecodable image fails that example only

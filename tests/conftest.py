@@ -13,6 +13,18 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def seg_decoder(tmp_path_factory) -> Path:
+    """A vae-oid.npz with the real layout and random weights, for every segmentation task."""
+    import os
+
+    from harness.demo.fixtures import write_seg_decoder
+
+    path = write_seg_decoder(tmp_path_factory.mktemp("vae") / "vae-oid.npz")
+    os.environ["PALIGEMMA_SEG_DECODER"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     from harness.models import load_model

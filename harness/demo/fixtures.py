@@ -150,6 +150,41 @@ def mmvp(rng: random.Random) -> list[dict]:
     return rows
 
 
+def refcoco(rng: random.Random) -> list[dict]:
+    rows = []
+    for i in range(ROWS // 2):
+        scene = world.random_scene(rng, count=1)
+        x, y = scene.positions[0]
+        name = f"{scene.color} {scene.shape}"
+        rows.append({"question_id": str(5000 + i), "image": _png(scene),
+                     "question": "Please carefully observe the area circled in the image and "
+                                 "come up with a caption for the area.",
+                     "answer": [name, f"the {name}"], "segmentation": scene.polygon(),
+                     "bbox": [float(x), float(y), float(world.SHAPE_SIZE),
+                              float(world.SHAPE_SIZE)],
+                     "iscrowd": 0, "file_name": f"COCO_train2014_{5000 + i:012d}.jpg"})
+    return rows
+
+
+def write_seg_decoder(path: Path, width: int = 32, seed: int = 0) -> Path:
+    """A vae-oid.npz with the real key names and layouts and random weights (the real file
+    cannot be fetched here). Width 512 in the real file; smaller here to stay light."""
+    import numpy as np
+    import torch
+
+    from tasks.seg_decoder import SegDecoder
+
+    torch.manual_seed(seed)
+    decoder = SegDecoder(codebook=128, width=width)
+    state = {("_vq_vae._embedding" if k == "embedding" else k): v.numpy()
+             for k, v in decoder.state_dict().items()}
+    state["_vq_vae._embedding"] = np.random.default_rng(seed).normal(
+        size=(128, width)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **state)
+    return path
+
+
 FAIRFACE_LABELS = {
     "age": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
     "gender": ["Male", "Female"],
@@ -188,6 +223,10 @@ FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]
     **{("lmms-lab/POPE", "Full", split): pope for split in ("random", "popular", "adversarial")},
     ("lmms-lab-eval/MMVP", None, "train"): mmvp,
     ("HuggingFaceM4/FairFace", "0.25", "validation"): fairface,
+    **{(hub_id, None, split): refcoco for hub_id, splits in [
+        ("lmms-lab/RefCOCO", ("val", "testA", "testB")),
+        ("lmms-lab/RefCOCOplus", ("val", "testA", "testB")),
+        ("lmms-lab/RefCOCOg", ("val", "test"))] for split in splits},
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ PATCH = 14
 
 def training_pair(scene: world.Scene, rng: random.Random) -> tuple[str, str]:
     """One (prompt, target) in the formats the fixture tasks use."""
-    kind = rng.randrange(5)
+    kind = rng.randrange(7)
     if kind == 0:
         return "caption en", scene.caption
     if kind == 1:
@@ -45,6 +46,12 @@ def training_pair(scene: world.Scene, rng: random.Random) -> tuple[str, str]:
     if kind == 3:
         question, answer = world.yes_no_question(scene, rng)
         return f"answer en {question}", answer
+    name = f"{scene.color} {scene.shape}"
+    if kind == 5:  # detection: every instance, " ; "-separated
+        return f"detect {name}", " ; ".join(f"{world.loc_tokens(b)} {name}" for b in scene.boxes())
+    if kind == 6:  # referring segmentation: the first instance's box and mask code
+        box = scene.boxes()[0]
+        return f"segment {name}", f"{world.loc_tokens(box)}{world.SEG_CODES[scene.shape]} {name}"
     other = rng.choice([c for c in world.COLORS if c != scene.color])
     options = [scene.color, other]
     rng.shuffle(options)
@@ -54,6 +61,7 @@ def training_pair(scene: world.Scene, rng: random.Random) -> tuple[str, str]:
 def build_processor(seed: int) -> PaliGemmaProcessor:
     rng = random.Random(seed)
     corpus = [" ".join(training_pair(world.random_scene(rng), rng)) + "\n" for _ in range(3000)]
+    corpus = [re.sub(r"<(loc|seg)\d+>", " ", line) for line in corpus]  # added tokens, not BPE
     tokenizer = GemmaTokenizer()
     # Split before each word marker so the learnt pieces are words, as in a real Gemma vocabulary.
     tokenizer._tokenizer.pre_tokenizer = pre_tokenizers.Split("▁", "merged_with_next")
@@ -118,7 +126,7 @@ def train(model: PaliGemmaForConditionalGeneration, processor: PaliGemmaProcesso
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--degraded-steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -33,6 +33,25 @@ class Scene:
         plural = "s" if self.count > 1 else ""
         return f"{NUMBER_WORDS[self.count]} {self.color} {self.shape}{plural} on {self.background}"
 
+    def boxes(self) -> list[tuple[float, float, float, float]]:
+        """Normalised (y_min, x_min, y_max, x_max) of each shape, PaliGemma's box order."""
+        return [(y / IMAGE_SIZE, x / IMAGE_SIZE, (y + SHAPE_SIZE) / IMAGE_SIZE,
+                 (x + SHAPE_SIZE) / IMAGE_SIZE) for x, y in self.positions]
+
+    def polygon(self, index: int = 0) -> list[float]:
+        """The shape's outline as a flat COCO polygon [x1, y1, x2, y2, ...] in pixels."""
+        x, y = self.positions[index]
+        size = SHAPE_SIZE
+        if self.shape == "triangle":
+            points = [(x + size / 2, y), (x, y + size), (x + size, y + size)]
+        elif self.shape == "square":
+            points = [(x, y), (x + size, y), (x + size, y + size), (x, y + size)]
+        else:
+            import math
+            points = [(x + size / 2 + size / 2 * math.cos(2 * math.pi * k / 16),
+                       y + size / 2 + size / 2 * math.sin(2 * math.pi * k / 16)) for k in range(16)]
+        return [round(c, 2) for point in points for c in point]
+
     def render(self) -> Image.Image:
         image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUNDS[self.background])
         draw = ImageDraw.Draw(image)
@@ -79,3 +98,13 @@ def yes_no_question(scene: Scene, rng: random.Random) -> tuple[str, str]:
     """A POPE-style existence question, answered yes half of the time."""
     asked = scene.shape if rng.random() < 0.5 else rng.choice([s for s in SHAPES if s != scene.shape])
     return f"is there a {asked} in the image?", "yes" if asked == scene.shape else "no"
+
+
+def loc_tokens(box: tuple[float, float, float, float]) -> str:
+    """Four <locNNNN> tokens: round(coordinate * 1023), as PaliGemma writes boxes."""
+    return "".join(f"<loc{round(v * 1023):04d}>" for v in box)
+
+
+# An arbitrary but fixed 16-token mask code per shape, so the demo model learns the output format.
+SEG_CODES = {shape: "".join(f"<seg{(7 * i + 31 * k) % 128:03d}>" for i in range(16))
+             for k, shape in enumerate(SHAPES)}

@@ -1,0 +1,148 @@
+"""RefCOCO, RefCOCO+ and RefCOCOg: referring segmentation (mIoU) and detection, as big_vision.
+
+One example per referring expression. Segmentation prompts `segment {expression}` (pt / mix
+checkpoints); the `_raw` tasks send the bare expression, as big_vision evaluated its RefCOCO
+transfer checkpoints. Detection prompts `detect {expression}`. 48 new tokens, greedy.
+
+Segmentation: the first object's 4 <loc> + 16 <seg> tokens; the seg tokens are decoded to a 64x64
+mask by the VQ-VAE decoder (tasks/seg_decoder.py), resized bilinearly into the predicted box on
+the full-resolution image, thresholded at > 0 and compared with the ground-truth mask (COCO polygon
+or RLE, decoded by pycocotools). mIoU = mean of per-example IoU, invalid outputs counting 0. Also:
+box accuracy at IoU 0.5 / 0.75 (predicted box vs the ground-truth box), the invalid share, and
+cumulative IoU (cIoU = total intersection / total union, which other papers report).
+
+Hub copies (lmms-eval's): lmms-lab/RefCOCO, lmms-lab/RefCOCOplus (val, testA, testB) and
+lmms-lab/RefCOCOg (val, test); columns question_id, image, question, answer (list of referring
+expressions), segmentation (polygon), bbox [x, y, w, h] in pixels, iscrowd, file_name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as coco_mask
+
+from harness.registry import CardRow, DatasetSource, Row, Task, register
+from harness.scores import Ratio, Scores
+from tasks.metrics import segmentation as seg
+from tasks.seg_decoder import SegDecoder, resolve_path
+
+SPLITS = {"RefCOCO": ("val", "testA", "testB"), "RefCOCO+": ("val", "testA", "testB"),
+          "RefCOCOg": ("val", "test")}
+HUB_IDS = {"RefCOCO": "lmms-lab/RefCOCO", "RefCOCO+": "lmms-lab/RefCOCOplus",
+           "RefCOCOg": "lmms-lab/RefCOCOg"}
+
+
+def expressions(row: Row) -> list[dict]:
+    answers = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
+    return [{**row, "expression": str(a)} for a in answers]
+
+
+def target(row: Row) -> dict[str, Any]:
+    height, width = row["image_size"]
+    return {"segmentation": row["segmentation"], "bbox": [float(v) for v in row["bbox"]],
+            "height": height, "width": width}
+
+
+def ground_truth_mask(t: dict[str, Any]) -> np.ndarray:
+    """A boolean mask from a COCO polygon (flat or nested) or RLE segmentation."""
+    segmentation, height, width = t["segmentation"], t["height"], t["width"]
+    if isinstance(segmentation, dict):
+        rles = coco_mask.frPyObjects(segmentation, height, width)
+    else:
+        polygons = [segmentation] if segmentation and not isinstance(segmentation[0], (list,
+                                                                                       tuple)) \
+            else segmentation
+        rles = coco_mask.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+    return coco_mask.decode(coco_mask.merge(rles if isinstance(rles, list) else [rles])) > 0
+
+
+def _truth_box(t: dict[str, Any]) -> tuple[float, float, float, float]:
+    x, y, w, h = t["bbox"]
+    return y, x, y + h, x + w
+
+
+def _box_pixels(box: tuple[float, float, float, float], t: dict[str, Any]) -> tuple:
+    y1, x1, y2, x2 = box
+    return y1 * t["height"], x1 * t["width"], y2 * t["height"], x2 * t["width"]
+
+
+@lru_cache(maxsize=4)
+def _decoder(path: str, device: str) -> SegDecoder:
+    return SegDecoder.from_npz(path, device)
+
+
+def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
+    """Batched on the GPU when there is one."""
+    if not codes:
+        return np.zeros((0, 64, 64), dtype=np.float32)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    decoder = _decoder(str(resolve_path(None)), device)
+    logits = [decoder(torch.tensor(codes[s:s + 256], device=device)).float().cpu().numpy()
+              for s in range(0, len(codes), 256)]
+    return np.concatenate(logits)
+
+
+def box_ratios(objects: list[seg.Detection], targets: list[dict]) -> dict[str, Ratio]:
+    ious = np.array([seg.box_iou(_box_pixels(o.box, t), _truth_box(t)) if o.box else 0.0
+                     for o, t in zip(objects, targets)])
+    return {"box_acc@0.5": Ratio.mean(ious >= 0.5), "box_acc@0.75": Ratio.mean(ious >= 0.75),
+            "box_iou": Ratio.mean(ious)}
+
+
+def score_segmentation(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
+    objects = [seg.first_object(p) for p in predictions]
+    usable = [o.box is not None and o.seg is not None for o in objects]
+    logits = iter(decode_masks([o.seg for o, ok in zip(objects, usable) if ok]))
+    ious, inter, union = [], [], []
+    for obj, ok, t in zip(objects, usable, targets):
+        truth = ground_truth_mask(t)
+        predicted = seg.paste_mask(next(logits), obj.box, t["height"], t["width"]) if ok \
+            else np.zeros_like(truth)
+        i, u = seg.intersection_union(predicted, truth)
+        ious.append(i / u if u else 0.0)
+        inter.append(i)
+        union.append(u)
+    ratios = {"miou": Ratio.mean(ious), **box_ratios(objects, targets),
+              "invalid": Ratio.mean([not ok for ok in usable]),
+              "ciou": Ratio(np.array(inter), np.array(union))}
+    return Scores(ids, ratios, notes={"ciou": "cumulative IoU (sum of intersections / sum of "
+                                              "unions); the cards report miou"})
+
+
+def score_detection(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
+    objects = [seg.first_object(p) for p in predictions]
+    return Scores(ids, {**box_ratios(objects, targets),
+                        "invalid": Ratio.mean([o.box is None for o in objects])})
+
+
+def require_decoder() -> None:
+    resolve_path(None)
+
+
+def refcoco_task(dataset: str, split: str, mode: str) -> Task:
+    stem = dataset.lower().replace("+", "plus")
+    suffix = {"segment": "", "raw": "_raw", "detect": "_detect"}[mode]
+    prompt = {"segment": "segment {expression}", "raw": "{expression}",
+              "detect": "detect {expression}"}[mode]
+    segmenting = mode != "detect"
+    return Task(
+        name=f"{stem}_{split}{suffix}", source=DatasetSource(HUB_IDS[dataset], split),
+        prompt=prompt, target=target, expand=expressions, image_size=True,
+        scorer=score_segmentation if segmenting else score_detection,
+        columns=("answer", "segmentation", "bbox"), id_column="question_id",
+        max_new_tokens=48, groups=(f"refcoco_{mode}",),
+        published=(CardRow(f"{dataset} ({split})", "miou"),) if segmenting else (),
+        metric="miou" if segmenting else "box_acc@0.5",
+        preflight=require_decoder if segmenting else None,
+        description=f"{dataset} {split}: {'mIoU' if segmenting else 'box accuracy'}"
+                    f"{' (raw expression prompt)' if mode == 'raw' else ''}")
+
+
+@register
+def tasks() -> list[Task]:
+    return [refcoco_task(dataset, split, mode) for dataset, splits in SPLITS.items()
+            for split in splits for mode in ("segment", "raw", "detect")]
