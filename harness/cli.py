@@ -52,6 +52,9 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-map", choices=["auto"], help="spread a large model over GPUs")
     parser.add_argument("--kind", choices=["pt", "mix", "ft"],
                         help="checkpoint kind for report labels (default: guessed from the name)")
+    parser.add_argument("--npz-base",
+                        help="for a big_vision .npz: transformers checkpoint of the same variant "
+                             "(tokenizer, processor, config); default: the matching hub id")
 
 
 def _run_args(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        barrier=context.barrier)
     writable_dir(args.output)
     model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
-                       device_map=args.device_map, revision=args.revision, kind=args.kind)
+                       device_map=args.device_map, revision=args.revision, kind=args.kind,
+                       npz_base=args.npz_base)
     if context.rank == 0:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "

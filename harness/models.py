@@ -8,7 +8,6 @@ files plug in as another loader.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -126,7 +125,7 @@ def _is_transformers_dir(path: Path) -> bool:
 
 
 def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
-                       revision: str | None, kind: str | None) -> PaliGemmaModel:
+                       revision: str | None, kind: str | None, **_: Any) -> PaliGemmaModel:
     from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
     name = str(EMBEDDED.get(spec, spec))
@@ -154,21 +153,35 @@ def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | 
         resolved = getattr(config, "_commit_hash", None) or revision
         fingerprint = f"{name}@{resolved or 'main'}"
     info = ModelInfo(id=spec, revision=resolved, fingerprint=fingerprint, dtype=dtype,
-                     kind=kind or ("demo" if spec in EMBEDDED else kind_from_name(path.name if path.exists() else name)),
+                     kind=kind or ("demo" if spec in EMBEDDED else
+                                   kind_from_name(path.name if path.exists() else name)),
                      embedded=spec in EMBEDDED, **describe_config(config, n_parameters))
     return PaliGemmaModel(model, processor, info)
 
 
+def _is_npz(spec: str) -> bool:
+    from harness.npz import is_npz
+
+    return is_npz(spec)
+
+
+def _load_npz(spec: str, *, npz_base: str | None = None, **options: Any) -> PaliGemmaModel:
+    from harness.npz import load_npz
+
+    return load_npz(spec, base=npz_base, **options)
+
+
 # (accepts(spec) -> bool, load(spec, **options) -> PaliGemmaModel), tried in order.
 LOADERS: list[tuple[Callable[[str], bool], Callable[..., PaliGemmaModel]]] = [
+    (_is_npz, _load_npz),
     (lambda spec: True, _load_transformers),
 ]
 
 
 def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
                device_map: str | None = None, revision: str | None = None,
-               kind: str | None = None) -> PaliGemmaModel:
-    """Load a checkpoint: embedded short name, local directory or hub id (or other LOADERS)."""
+               kind: str | None = None, npz_base: str | None = None) -> PaliGemmaModel:
+    """Load a checkpoint: embedded short name, local directory, hub id or big_vision .npz."""
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     if dtype not in DTYPES:
@@ -176,9 +189,5 @@ def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
     for accepts, loader in LOADERS:
         if accepts(spec):
             return loader(spec, dtype=dtype, device=device, device_map=device_map,
-                          revision=revision, kind=kind)
+                          revision=revision, kind=kind, npz_base=npz_base)
     raise ModelError(f"no loader accepts {spec!r}")
-
-
-def info_json(info: ModelInfo) -> str:
-    return json.dumps(info.to_dict(), sort_keys=True)

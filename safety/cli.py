@@ -42,7 +42,8 @@ def cmd_safety(args: argparse.Namespace) -> int:
     audit = AuditOptions(split=args.split, padding=args.padding, prompt=args.prompt,
                          threshold=args.threshold)
     model = load_model(args.model, dtype=args.dtype, device=args.device,
-                       device_map=args.device_map, revision=args.revision, kind=args.kind)
+                       device_map=args.device_map, revision=args.revision, kind=args.kind,
+                       npz_base=args.npz_base)
     try:
         document = run_audit(model, scorer, audit, options)
     except ScorerError as error:

@@ -1,0 +1,450 @@
+"""big_vision `.npz` checkpoints (PaliGemma 1 and 2), loaded directly, split `.part` files too.
+
+Family, size and resolution come from the arrays' shapes; `--npz-base` names a transformers
+checkpoint (hub id or local directory) of the same variant for the tokenizer, image processor
+and the config fields that shapes cannot tell (soft-caps, sliding window); by default the hub id
+of the matching published variant. Arrays are read one zip member at a time and assigned into a
+model created without memory (accelerate's init_empty_weights), so loading never holds more than
+the model plus one stacked parameter. Split checkpoints are read in place through one seekable
+view over the ordered parts: no concatenated copy is written.
+
+Parameter mapping (transformers' conversion scripts; see REFERENCE.md): vision tower, projector,
+Gemma / Gemma 2 text layers stacked on a leading layer axis, bfloat16 stored as 2-byte void.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.models import DTYPES, ModelError, ModelInfo, PaliGemmaModel, describe_config
+
+HF_VOCAB, BV_VOCAB = 257216, 257152
+# Published text towers: width -> (family, size, layers, heads, kv heads, head_dim, mlp, scale).
+TEXT_VARIANTS = {
+    ("paligemma", 2048): ("3B", 18, 8, 1, 256, 16384, None),
+    ("paligemma2", 2304): ("3B", 26, 8, 4, 256, 9216, 256),
+    ("paligemma2", 3584): ("10B", 42, 16, 8, 256, 14336, 256),
+    ("paligemma2", 4608): ("28B", 46, 32, 16, 128, 36864, 144),
+}
+VISION = {"width": 1152, "layers": 27, "heads": 16, "mlp": 4304, "patch": 14}
+RESOLUTIONS = {256: 224, 1024: 448, 4096: 896}   # image tokens -> pixels
+
+
+# ---------------------------------------------------------------- reading (.npz and parts) --
+class PartsReader(io.RawIOBase):
+    """One seekable, read-only byte stream over ordered part files."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths
+        self.sizes = [p.stat().st_size for p in paths]
+        self.starts = np.cumsum([0] + self.sizes[:-1]).tolist()
+        self.total = sum(self.sizes)
+        self.position = 0
+        self.handles = [open(p, "rb") for p in paths]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.total}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self.position < self.total:
+            part = int(np.searchsorted(self.starts, self.position, side="right")) - 1
+            offset = self.position - self.starts[part]
+            handle = self.handles[part]
+            handle.seek(offset)
+            want = min(len(view) - done, self.sizes[part] - offset)
+            got = handle.readinto(view[done:done + want])
+            if not got:
+                break
+            done += got
+            self.position += got
+        return done
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+        super().close()
+
+
+_PART = re.compile(r"^(?P<stem>.+\.npz)\.part(?P<index>\w+)$")
+
+
+def checkpoint_files(spec: str) -> list[Path]:
+    """The file(s) of a checkpoint: one .npz, or all parts given the first part or their folder."""
+    path = Path(spec)
+    if path.is_dir():
+        parts = sorted(p for p in path.iterdir() if _PART.match(p.name))
+        stems = {_PART.match(p.name).group("stem") for p in parts}
+        if len(stems) != 1:
+            raise ModelError(f"{spec}: expected the .npz.part* files of one checkpoint, found "
+                             f"{sorted(stems) or 'none'}")
+        path = parts[0]
+    match = _PART.match(path.name)
+    if not match:
+        if not path.is_file():
+            raise ModelError(f"{spec}: no such file")
+        return [path]
+    siblings = [p for p in path.parent.iterdir() if (m := _PART.match(p.name)) and
+                m.group("stem") == match.group("stem")]
+    indices = {p: _PART.match(p.name).group("index") for p in siblings}
+    numeric = all(i.isdigit() for i in indices.values())
+    ordered = sorted(siblings, key=lambda p: int(indices[p]) if numeric else indices[p])
+    if numeric:
+        numbers = [int(indices[p]) for p in ordered]
+        expected = list(range(numbers[0], numbers[0] + len(numbers)))
+        if numbers[0] not in (0, 1) or numbers != expected:
+            missing = sorted(set(range(min(numbers[0], 1), numbers[-1] + 1)) - set(numbers))
+            raise ModelError(f"{spec}: missing part(s) {missing} of {match.group('stem')}")
+    return ordered
+
+
+class NpzCheckpoint:
+    """Arrays of a big_vision checkpoint, by name without the 'params/' prefix, read lazily."""
+
+    def __init__(self, spec: str) -> None:
+        self.files = checkpoint_files(spec)
+        self.stream = PartsReader(self.files) if len(self.files) > 1 else open(self.files[0], "rb")
+        try:
+            self.zip = zipfile.ZipFile(self.stream)
+        except zipfile.BadZipFile:
+            hint = " (parts missing, out of order or truncated?)" if len(self.files) > 1 else \
+                " (truncated, or not an .npz file?)"
+            raise ModelError(f"{spec}: not a readable .npz archive{hint}") from None
+        self.members = {self._name(i.filename): i.filename for i in self.zip.infolist()
+                        if i.filename.endswith(".npy")}
+        if not any(name.startswith("img/") for name in self.members) or \
+                not any(name.startswith("llm/") for name in self.members):
+            found = sorted(self.members)[:5]
+            raise ModelError(f"{spec}: not a big_vision PaliGemma checkpoint (no img/ and llm/ "
+                             f"parameters; found {found})")
+
+    @staticmethod
+    def _name(member: str) -> str:
+        name = member[:-4]
+        return name[len("params/"):] if name.startswith("params/") else name
+
+    def _read(self, name: str, reader: Any) -> Any:
+        """reader(open member) -> value; a damaged archive becomes a ModelError naming it."""
+        if name not in self.members:
+            raise ModelError(f"checkpoint has no parameter {name!r}")
+        try:
+            with self.zip.open(self.members[name]) as handle:
+                return reader(handle)
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
+            hint = "parts missing, out of order or truncated" if len(self.files) > 1 else \
+                "truncated or damaged file"
+            raise ModelError(f"{self.files[0]}: parameter {name!r} is unreadable ({error}): "
+                             f"{hint}?") from None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        def header(handle: Any) -> tuple[int, ...]:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            return tuple(read_header(handle)[0])
+        return self._read(name, header)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: self.shape(name) for name in self.members}
+
+    def array(self, name: str) -> np.ndarray:
+        return self._read(name, np.lib.format.read_array)
+
+    def close(self) -> None:
+        self.zip.close()
+        self.stream.close()
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """bfloat16 saved as 2-byte void (big_vision's PaliGemma 2 files) -> torch.bfloat16."""
+    if array.dtype.kind == "V" and array.dtype.itemsize == 2:
+        return torch.from_numpy(np.ascontiguousarray(array).view(np.uint16)).view(torch.bfloat16)
+    if array.dtype.name == "bfloat16":  # ml_dtypes
+        return torch.from_numpy(np.ascontiguousarray(array).view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+# ------------------------------------------------------------------------ shape inference --
+@dataclass(frozen=True)
+class Variant:
+    family: str
+    size: str            # "3B"/"10B"/"28B", or "custom"
+    resolution: int
+    vision: dict[str, int]
+    text: dict[str, Any]
+
+    @property
+    def hub_id(self) -> str:
+        return f"google/{self.family}-{self.size.lower()}-pt-{self.resolution}"
+
+
+def infer_variant(shapes: dict[str, tuple[int, ...]], strict: bool = True) -> Variant:
+    """Family, size, resolution and every dimension from parameter shapes alone."""
+    def need(name: str) -> tuple[int, ...]:
+        if name not in shapes:
+            raise ModelError(f"not a big_vision PaliGemma checkpoint: no {name!r}")
+        return shapes[name]
+
+    block = "img/Transformer/encoderblock"
+    patch, _, _, width = need("img/embedding/kernel")
+    tokens = need("img/pos_embedding")[-2]
+    side = int(round(tokens ** 0.5))
+    vision = {"width": width, "layers": need(f"{block}/LayerNorm_0/scale")[0],
+              "heads": need(f"{block}/MultiHeadDotProductAttention_0/query/kernel")[2],
+              "mlp": need(f"{block}/MlpBlock_0/Dense_0/kernel")[-1], "patch": patch,
+              "image_size": side * patch, "tokens": tokens}
+    family = "paligemma2" if "llm/layers/post_attention_norm/scale" in shapes else "paligemma"
+    vocab, text_width = need("llm/embedder/input_embedding")
+    layers, heads, _, head_dim = need("llm/layers/attn/q_einsum/w")
+    text = {"width": text_width, "layers": layers, "heads": heads, "head_dim": head_dim,
+            "kv_heads": need("llm/layers/attn/kv_einsum/w")[2],
+            "mlp": need("llm/layers/mlp/gating_einsum")[-1], "vocab": vocab}
+    published = TEXT_VARIANTS.get((family, text_width))
+    standard_vision = all(vision[k] == v for k, v in VISION.items()) and tokens in RESOLUTIONS
+    if published and standard_vision:
+        size, *dims, scale = published
+        expected = dict(zip(("layers", "heads", "kv_heads", "head_dim", "mlp"), dims))
+        if all(text[k] == v for k, v in expected.items()) and vocab == BV_VOCAB:
+            return Variant(family, size, RESOLUTIONS[tokens], vision,
+                           {**text, "query_pre_attn_scalar": scale})
+    if strict:
+        raise ModelError(
+            f"unknown shape combination: {family} text {text}, vision {vision}; it matches no "
+            f"published PaliGemma variant (pass --npz-base with a config for this shape)")
+    return Variant(family, "custom", side * patch, vision, text)
+
+
+# ----------------------------------------------------------------------------- mapping ------
+def _vision_params(ckpt: NpzCheckpoint, v: dict[str, int]) -> Iterator[tuple[str, torch.Tensor]]:
+    prefix, block = "model.vision_tower", "img/Transformer/encoderblock"
+    width = v["width"]
+    yield f"{prefix}.embeddings.patch_embedding.weight", \
+        to_tensor(ckpt.array("img/embedding/kernel")).permute(3, 2, 0, 1)
+    yield f"{prefix}.embeddings.patch_embedding.bias", to_tensor(ckpt.array("img/embedding/bias"))
+    yield f"{prefix}.embeddings.position_embedding.weight", \
+        to_tensor(ckpt.array("img/pos_embedding")).reshape(-1, width)
+    per_layer = {
+        "LayerNorm_0/scale": ("layer_norm1.weight", lambda a: a),
+        "LayerNorm_0/bias": ("layer_norm1.bias", lambda a: a),
+        "LayerNorm_1/scale": ("layer_norm2.weight", lambda a: a),
+        "LayerNorm_1/bias": ("layer_norm2.bias", lambda a: a),
+        "MlpBlock_0/Dense_0/kernel": ("mlp.fc1.weight", lambda a: a.T),
+        "MlpBlock_0/Dense_0/bias": ("mlp.fc1.bias", lambda a: a),
+        "MlpBlock_0/Dense_1/kernel": ("mlp.fc2.weight", lambda a: a.T),
+        "MlpBlock_0/Dense_1/bias": ("mlp.fc2.bias", lambda a: a),
+        **{f"MultiHeadDotProductAttention_0/{jax}/kernel":
+           (f"self_attn.{torch_name}.weight", lambda a: a.reshape(width, -1).T)
+           for jax, torch_name in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj"))},
+        **{f"MultiHeadDotProductAttention_0/{jax}/bias":
+           (f"self_attn.{torch_name}.bias", lambda a: a.reshape(-1))
+           for jax, torch_name in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj"))},
+        "MultiHeadDotProductAttention_0/out/kernel": ("self_attn.out_proj.weight",
+                                                      lambda a: a.reshape(-1, width).T),
+        "MultiHeadDotProductAttention_0/out/bias": ("self_attn.out_proj.bias", lambda a: a),
+    }
+    for name, (target, transform) in per_layer.items():
+        stacked = to_tensor(ckpt.array(f"{block}/{name}"))
+        for i in range(stacked.shape[0]):
+            yield f"{prefix}.encoder.layers.{i}.{target}", transform(stacked[i])
+    yield f"{prefix}.post_layernorm.weight", \
+        to_tensor(ckpt.array("img/Transformer/encoder_norm/scale"))
+    yield f"{prefix}.post_layernorm.bias", to_tensor(ckpt.array("img/Transformer/encoder_norm/bias"))
+    yield "model.multi_modal_projector.linear.weight", to_tensor(ckpt.array("img/head/kernel")).T
+    yield "model.multi_modal_projector.linear.bias", to_tensor(ckpt.array("img/head/bias"))
+
+
+def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
+                 vocab_size: int) -> Iterator[tuple[str, torch.Tensor]]:
+    prefix = "model.language_model"
+    embedding = to_tensor(ckpt.array("llm/embedder/input_embedding"))
+    padded = torch.zeros(vocab_size, embedding.shape[1], dtype=embedding.dtype)
+    padded[:embedding.shape[0]] = embedding   # <image> and padding rows stay zero
+    yield f"{prefix}.embed_tokens.weight", padded
+    del embedding
+    heads, head_dim, width, kv = t["heads"], t["head_dim"], t["width"], t["kv_heads"]
+    per_layer = {
+        "attn/q_einsum/w": [("self_attn.q_proj.weight",
+                             lambda a: a.permute(0, 2, 1).reshape(heads * head_dim, width))],
+        "attn/kv_einsum/w": [
+            ("self_attn.k_proj.weight", lambda a: a[0].permute(0, 2, 1).reshape(kv * head_dim,
+                                                                                width)),
+            ("self_attn.v_proj.weight", lambda a: a[1].permute(0, 2, 1).reshape(kv * head_dim,
+                                                                                width))],
+        "attn/attn_vec_einsum/w": [("self_attn.o_proj.weight",
+                                    lambda a: a.permute(2, 0, 1).reshape(width, heads * head_dim))],
+        "mlp/gating_einsum": [("mlp.gate_proj.weight", lambda a: a[0].T),
+                              ("mlp.up_proj.weight", lambda a: a[1].T)],
+        "mlp/linear": [("mlp.down_proj.weight", lambda a: a.T)],
+        "pre_attention_norm/scale": [("input_layernorm.weight", lambda a: a)],
+        "pre_ffw_norm/scale": [("post_attention_layernorm.weight" if family == "paligemma"
+                                else "pre_feedforward_layernorm.weight", lambda a: a)],
+    }
+    if family == "paligemma2":
+        per_layer["post_attention_norm/scale"] = [("post_attention_layernorm.weight", lambda a: a)]
+        per_layer["post_ffw_norm/scale"] = [("post_feedforward_layernorm.weight", lambda a: a)]
+    for name, targets in per_layer.items():
+        stacked = to_tensor(ckpt.array(f"llm/layers/{name}"))
+        for i in range(stacked.shape[0]):
+            for target, transform in targets:
+                yield f"{prefix}.layers.{i}.{target}", transform(stacked[i])
+        del stacked
+    yield f"{prefix}.norm.weight", to_tensor(ckpt.array("llm/final_norm/scale"))
+
+
+def published_config(variant: Variant) -> Any:
+    """A PaliGemmaConfig for a published variant, from REFERENCE.md's table."""
+    from transformers import Gemma2Config, GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
+
+    v, t = variant.vision, variant.text
+    vision = SiglipVisionConfig(hidden_size=v["width"], intermediate_size=v["mlp"],
+                                num_hidden_layers=v["layers"], num_attention_heads=v["heads"],
+                                patch_size=v["patch"], image_size=variant.resolution,
+                                vision_use_head=False)
+    common = dict(hidden_size=t["width"], intermediate_size=t["mlp"], vocab_size=HF_VOCAB,
+                  num_hidden_layers=t["layers"], num_attention_heads=t["heads"],
+                  num_key_value_heads=t["kv_heads"], head_dim=t["head_dim"])
+    if variant.family == "paligemma":
+        text = GemmaConfig(**common)
+    else:
+        text = Gemma2Config(query_pre_attn_scalar=t["query_pre_attn_scalar"],
+                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+                            sliding_window=4096, **common)
+    return PaliGemmaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                           image_token_index=BV_VOCAB, vocab_size=HF_VOCAB,
+                           projection_dim=t["width"])
+
+
+def _check_config(config: Any, variant: Variant, base: str) -> None:
+    v, t = config.vision_config, config.text_config
+    found = {"vision width": (v.hidden_size, variant.vision["width"]),
+             "vision layers": (v.num_hidden_layers, variant.vision["layers"]),
+             "image size": (v.image_size, variant.vision["image_size"]),
+             "text width": (t.hidden_size, variant.text["width"]),
+             "text layers": (t.num_hidden_layers, variant.text["layers"]),
+             "heads": (t.num_attention_heads, variant.text["heads"]),
+             "kv heads": (t.num_key_value_heads, variant.text["kv_heads"]),
+             "mlp": (t.intermediate_size, variant.text["mlp"])}
+    wrong = {k: v for k, v in found.items() if v[0] != v[1]}
+    if wrong or (config.text_config.model_type == "gemma2") != (variant.family == "paligemma2"):
+        raise ModelError(f"--npz-base {base} does not match the checkpoint's shapes: "
+                         + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in wrong.items()))
+
+
+def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = None,
+             revision: str | None = None, kind: str | None = None,
+             base: str | None = None) -> PaliGemmaModel:
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+
+    from harness.models import EMBEDDED, kind_from_name
+
+    ckpt = NpzCheckpoint(spec)
+    try:
+        shapes = ckpt.shapes()
+        variant = infer_variant(shapes, strict=base is None)
+        base_name = str(EMBEDDED.get(base, base)) if base else variant.hub_id
+        if base:
+            config = AutoConfig.from_pretrained(base_name, revision=revision)
+            _check_config(config, variant, base)
+        else:
+            config = published_config(variant)
+        with init_empty_weights():
+            model = PaliGemmaForConditionalGeneration(config)
+        target = DTYPES[dtype]
+        vocab_size = config.text_config.vocab_size
+        for name, tensor in _all_params(ckpt, variant, vocab_size):
+            model.load_state_dict({name: tensor.to(target).contiguous()}, strict=False,
+                                  assign=True)
+        model.tie_weights()
+        left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+        if left:
+            raise ModelError(f"{spec}: checkpoint is missing parameters for {left[:4]}")
+    finally:
+        ckpt.close()
+    model = model.to(device).eval()
+    try:
+        processor = AutoProcessor.from_pretrained(base_name, revision=revision)
+    except OSError as error:
+        raise ModelError(f"tokenizer/image processor for {spec}: cannot load {base_name!r} "
+                         f"({error}); pass --npz-base with a local PaliGemma directory of the "
+                         f"same variant") from None
+    n_parameters = sum(p.numel() for p in model.parameters())
+    info = ModelInfo(id=spec, revision=None, fingerprint=_fingerprint(ckpt.files), dtype=dtype,
+                     kind=kind or kind_from_name(Path(spec).name),
+                     **describe_config(config, n_parameters))
+    return PaliGemmaModel(model, processor, info)
+
+
+def _all_params(ckpt: NpzCheckpoint, variant: Variant,
+                vocab_size: int) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from _vision_params(ckpt, variant.vision)
+    yield from _text_params(ckpt, variant.text, variant.family, vocab_size)
+
+
+def _fingerprint(files: list[Path]) -> str:
+    """Names and sizes plus the first and last MiB of each part: cheap for 56 GB files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}".encode())
+        with open(file, "rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            digest.update(handle.read(1 << 20))
+    return "npz-sha256:" + digest.hexdigest()
+
+
+def is_npz(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix == ".npz" or bool(_PART.match(path.name)) or \
+        (path.is_dir() and any(_PART.match(p.name) for p in path.iterdir()))
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    try:
+        model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base)
+    except ModelError as error:
+        print(f"paligemma-eval convert: error: {error}", file=sys.stderr)
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    model.model.save_pretrained(args.output)
+    model.processor.save_pretrained(args.output)
+    info = model.info
+    print(f"{info.family} {info.size} {info.resolution}px ({info.dtype}) -> {args.output}")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    convert = commands.add_parser("convert", help="big_vision .npz -> transformers safetensors")
+    convert.add_argument("checkpoint", type=Path, help=".npz, first .part file, or parts folder")
+    convert.add_argument("--output", required=True, type=Path)
+    convert.add_argument("--npz-base", help="transformers checkpoint of the same variant "
+                                            "(tokenizer, processor, config extras)")
+    convert.add_argument("--dtype", choices=list(DTYPES), default="bfloat16")
+    convert.set_defaults(func=cmd_convert)
