@@ -15,7 +15,9 @@ Gemma / Gemma 2 text layers stacked on a leading layer axis, bfloat16 stored as 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
+import itertools
 import re
 import sys
 import zipfile
@@ -161,22 +163,58 @@ class NpzCheckpoint:
                              f"{hint}?") from None
 
     def shape(self, name: str) -> tuple[int, ...]:
-        def header(handle: Any) -> tuple[int, ...]:
-            version = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            return tuple(read_header(handle)[0])
-        return self._read(name, header)
+        return self._read(name, lambda handle: _header(handle)[0])
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: self.shape(name) for name in self.members}
 
     def array(self, name: str) -> np.ndarray:
-        return self._read(name, np.lib.format.read_array)
+        def read(handle: Any) -> np.ndarray:
+            shape, fortran, dtype = _header(handle)
+            if fortran:
+                raise ValueError("Fortran-ordered arrays are not big_vision's layout")
+            return _read_into(handle, np.empty(shape, dtype))
+        return self._read(name, read)
+
+    def layers(self, name: str) -> Iterator[np.ndarray]:
+        """A stacked parameter one layer at a time, straight from the file: the whole stack
+        (all layers of, say, the MLP) is never in memory at once."""
+        shape = self.shape(name)
+        for index in range(shape[0]):
+            yield self._read(name, lambda handle, i=index: _layer(handle, i))
 
     def close(self) -> None:
         self.zip.close()
         self.stream.close()
+
+
+def _header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+        np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(handle)
+    return tuple(shape), fortran, dtype
+
+
+def _read_into(handle: Any, array: np.ndarray) -> np.ndarray:
+    """Fill `array` from the stream without an intermediate bytes copy."""
+    view = memoryview(array.reshape(-1).view(np.uint8))
+    filled = 0
+    while filled < len(view):
+        got = handle.readinto(view[filled:])
+        if not got:
+            raise EOFError(f"array data ends after {filled} of {len(view)} bytes")
+        filled += got
+    return array
+
+
+def _layer(handle: Any, index: int) -> np.ndarray:
+    shape, fortran, dtype = _header(handle)
+    if fortran:
+        raise ValueError("Fortran-ordered arrays are not big_vision's layout")
+    layer = np.empty(shape[1:], dtype)
+    handle.seek(handle.tell() + index * layer.nbytes)  # stored members seek cheaply
+    return _read_into(handle, layer)
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -267,9 +305,8 @@ def _vision_params(ckpt: NpzCheckpoint, v: dict[str, int]) -> Iterator[tuple[str
         "MultiHeadDotProductAttention_0/out/bias": ("self_attn.out_proj.bias", lambda a: a),
     }
     for name, (target, transform) in per_layer.items():
-        stacked = to_tensor(ckpt.array(f"{block}/{name}"))
-        for i in range(stacked.shape[0]):
-            yield f"{prefix}.encoder.layers.{i}.{target}", transform(stacked[i])
+        for i, layer in enumerate(ckpt.layers(f"{block}/{name}")):
+            yield f"{prefix}.encoder.layers.{i}.{target}", transform(to_tensor(layer))
     yield f"{prefix}.post_layernorm.weight", \
         to_tensor(ckpt.array("img/Transformer/encoder_norm/scale"))
     yield f"{prefix}.post_layernorm.bias", to_tensor(ckpt.array("img/Transformer/encoder_norm/bias"))
@@ -307,11 +344,9 @@ def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
         per_layer["post_attention_norm/scale"] = [("post_attention_layernorm.weight", lambda a: a)]
         per_layer["post_ffw_norm/scale"] = [("post_feedforward_layernorm.weight", lambda a: a)]
     for name, targets in per_layer.items():
-        stacked = to_tensor(ckpt.array(f"llm/layers/{name}"))
-        for i in range(stacked.shape[0]):
+        for i, layer in enumerate(ckpt.layers(f"llm/layers/{name}")):
             for target, transform in targets:
-                yield f"{prefix}.layers.{i}.{target}", transform(stacked[i])
-        del stacked
+                yield f"{prefix}.layers.{i}.{target}", transform(to_tensor(layer))
     yield f"{prefix}.norm.weight", to_tensor(ckpt.array("llm/final_norm/scale"))
 
 
@@ -401,8 +436,21 @@ def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = Non
 
 def _all_params(ckpt: NpzCheckpoint, variant: Variant,
                 vocab_size: int) -> Iterator[tuple[str, torch.Tensor]]:
-    yield from _vision_params(ckpt, variant.vision)
-    yield from _text_params(ckpt, variant.text, variant.family, vocab_size)
+    for count, item in enumerate(itertools.chain(
+            _vision_params(ckpt, variant.vision),
+            _text_params(ckpt, variant.text, variant.family, vocab_size))):
+        yield item
+        if count % 16 == 15:
+            _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Hand freed temporaries back to the OS: glibc keeps large freed blocks in its heap, which
+    would otherwise count as a second copy of the weights at the peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
 
 
 def _fingerprint(files: list[Path]) -> str:
