@@ -163,7 +163,7 @@ class NpzCheckpoint:
                              f"{hint}?") from None
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return self._read(name, lambda handle: _header(handle)[0])
+        return self._read(name, _header)[0]
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: self.shape(name) for name in self.members}
@@ -171,15 +171,18 @@ class NpzCheckpoint:
     def array(self, name: str) -> np.ndarray:
         def read(handle: Any) -> np.ndarray:
             shape, fortran, dtype = _header(handle)
-            if fortran:
-                raise ValueError("Fortran-ordered arrays are not big_vision's layout")
+            if fortran:  # stored column-major: read the transpose's memory, then transpose back
+                return _read_into(handle, np.empty(shape[::-1], dtype)).T
             return _read_into(handle, np.empty(shape, dtype))
         return self._read(name, read)
 
     def layers(self, name: str) -> Iterator[np.ndarray]:
         """A stacked parameter one layer at a time, straight from the file: the whole stack
         (all layers of, say, the MLP) is never in memory at once."""
-        shape = self.shape(name)
+        shape, fortran, _ = self._read(name, _header)
+        if fortran:  # a layer is not contiguous in the file: read the stack whole
+            yield from self.array(name)
+            return
         for index in range(shape[0]):
             yield self._read(name, lambda handle, i=index: _layer(handle, i))
 
@@ -209,9 +212,7 @@ def _read_into(handle: Any, array: np.ndarray) -> np.ndarray:
 
 
 def _layer(handle: Any, index: int) -> np.ndarray:
-    shape, fortran, dtype = _header(handle)
-    if fortran:
-        raise ValueError("Fortran-ordered arrays are not big_vision's layout")
+    shape, _, dtype = _header(handle)
     layer = np.empty(shape[1:], dtype)
     handle.seek(handle.tell() + index * layer.nbytes)  # stored members seek cheaply
     return _read_into(handle, layer)

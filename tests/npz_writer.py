@@ -71,7 +71,8 @@ def big_vision_arrays(model) -> dict[str, np.ndarray]:
     else:
         out["llm/layers/pre_ffw_norm/scale"] = stack(
             lambda i: layer(i, "post_attention_layernorm.weight"), n_layers)
-    return {name: value.numpy() for name, value in out.items()}
+    # big_vision writes C-ordered arrays: the loader streams them one layer at a time.
+    return {name: np.ascontiguousarray(value.numpy()) for name, value in out.items()}
 
 
 def bf16_void(array: np.ndarray) -> np.ndarray:

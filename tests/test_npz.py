@@ -59,6 +59,18 @@ def test_npz_and_parts_load_to_the_same_model(original, tmp_path):
     assert loaded.generate(images, prompts, 12) == model.generate(images, prompts, 12)
 
 
+def test_layers_stream_from_c_and_fortran_ordered_stacks(tmp_path):
+    from harness.npz import NpzCheckpoint
+
+    stack = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    np.savez(tmp_path / "m.npz", **{"params/img/a": stack, "params/llm/b": np.asfortranarray(stack)})
+    checkpoint = NpzCheckpoint(str(tmp_path / "m.npz"))
+    for name in ("img/a", "llm/b"):
+        layers = list(checkpoint.layers(name))
+        assert len(layers) == 2 and all(np.array_equal(a, b) for a, b in zip(layers, stack))
+        assert np.array_equal(checkpoint.array(name), stack)
+
+
 def test_broken_checkpoints_say_what_is_wrong(tmp_path):
     model = load_model("tiny-paligemma", device="cpu")
     path = write_npz(model.model, tmp_path / "m.npz")
