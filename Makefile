@@ -35,6 +35,9 @@ test: $(VENV)/.installed $(VENV)/.plugin
 bench: $(VENV)/.installed
 	$(PY) bench/runner_overhead.py
 	$(PY) bench/metrics_speed.py
+	$(PY) bench/data_parallel.py
+	$(PY) bench/npz_memory.py
+	$(PY) bench/seg_decoder_speed.py
 
 fixtures: $(VENV)/.installed
 	$(PY) -m harness.demo.fixtures

@@ -25,8 +25,8 @@ def bare_loop(model, task, prepared, batch_size: int) -> float:
     ids = [i for i in prepared.ids if i in prepared.prompts]
     for start in range(0, len(ids), batch_size):
         batch = ids[start:start + batch_size]
-        position = {i: n for n, i in enumerate(prepared.ids)}
-        images = [data.decode_image(prepared.rows[position[i]][task.image_column]) for i in batch]
+        images = [data.decode_image(prepared.rows[prepared.row_of[i]][task.image_column])
+                  for i in batch]
         inputs = model.processor(text=["<image>" + prepared.prompts[i] for i in batch],
                                  images=images, return_tensors="pt", padding="longest")
         with torch.inference_mode():

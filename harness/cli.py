@@ -94,9 +94,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = _options(args, rank=context.rank, world_size=context.world_size,
                        barrier=context.barrier)
     writable_dir(args.output)
-    model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
-                       device_map=args.device_map, revision=args.revision, kind=args.kind,
-                       npz_base=args.npz_base)
+    if args.backend == "vllm":
+        from harness.vllm_backend import load_vllm
+
+        model = load_vllm(args.model, dtype=args.dtype or "bfloat16", revision=args.revision,
+                          kind=args.kind)
+    else:
+        model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
+                           device_map=args.device_map, revision=args.revision, kind=args.kind,
+                           npz_base=args.npz_base)
     if context.rank == 0:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
@@ -166,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
     _model_args(run)
     run.add_argument("--tasks", required=True, help="comma-separated task or group names")
+    run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                     help="vllm: optional extra, GPU only")
     run.add_argument("--seg-decoder", type=Path,
                      help="big_vision's vae-oid.npz for segmentation tasks (or set "
                           "PALIGEMMA_SEG_DECODER)")

@@ -40,6 +40,7 @@ class ModelInfo:
     dtype: str
     kind: str            # "pt", "mix", "ft" or "unknown": the only field taken from the name
     embedded: bool = False
+    backend: str = "transformers"
 
     @property
     def variant(self) -> str:

@@ -127,7 +127,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     """Generate every missing prediction of this rank's shard; returns throughput figures."""
     task = prepared.task
     settings = decoding(task, options)
-    key = run_key(model=model.info.fingerprint, dtype=model.info.dtype, task=task.name,
+    key = run_key(model=model.info.fingerprint, dtype=model.info.dtype,
+                  backend=model.info.backend, task=task.name,
                   prompt=task.prompt, decoding=settings)
     done = load_predictions(options.out, task, key)
     store = _shard_store(options.out, task, options)

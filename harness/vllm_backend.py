@@ -1,0 +1,69 @@
+"""Optional vLLM backend (`--backend vllm`, `pip install 'paligemma-eval[vllm]'`).
+
+vLLM supports PaliGemma and PaliGemma 2 and is faster at scale. It plugs into the runner through
+the same prepare / generate_prepared interface as the transformers backend. Its predictions are
+keyed separately (the backend is part of the model fingerprint), and its numbers must match the
+transformers backend's on the same checkpoint up to numerical noise: compare two runs with
+`paligemma-eval compare`. Requests carry the bare task prefix and the image; vLLM's PaliGemma
+processor adds the image tokens, <bos> and the newline, as the transformers processor does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from harness.models import DTYPES, ModelError, ModelInfo, describe_config, kind_from_name
+
+
+def build_requests(images: list[Image.Image], prompts: list[str]) -> list[dict[str, Any]]:
+    return [{"prompt": prompt, "multi_modal_data": {"image": image}}
+            for image, prompt in zip(images, prompts)]
+
+
+def map_outputs(outputs: list[Any]) -> list[str]:
+    """vLLM RequestOutputs (in request order) -> the best completion's text."""
+    return [output.outputs[0].text if output.outputs else "" for output in outputs]
+
+
+class VllmModel:
+    def __init__(self, spec: str, *, dtype: str, revision: str | None, kind: str | None) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise ModelError("--backend vllm needs vLLM: pip install 'paligemma-eval[vllm]' "
+                             "(GPU machines only)") from None
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(spec, revision=revision)
+        self.llm = LLM(model=spec, revision=revision, dtype=dtype,
+                       limit_mm_per_prompt={"image": 1})
+        n_parameters = 0  # vLLM does not expose the module; size comes from the config's width
+        self.info = ModelInfo(id=spec, revision=revision, dtype=dtype,
+                              fingerprint=f"vllm:{spec}@{revision or 'main'}",
+                              kind=kind or kind_from_name(spec), backend="vllm",
+                              **describe_config(config, n_parameters))
+        self.device = "cuda"
+
+    def prepare(self, images: list[Image.Image], prompts: list[str]) -> list[dict[str, Any]]:
+        return build_requests(images, prompts)
+
+    def generate_prepared(self, requests: list[dict[str, Any]], max_new_tokens: int,
+                          num_beams: int = 1) -> list[str]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import BeamSearchParams
+
+        if num_beams > 1:
+            beams = self.llm.beam_search(requests, BeamSearchParams(beam_width=num_beams,
+                                                                    max_tokens=max_new_tokens))
+            return [b.sequences[0].text if b.sequences else "" for b in beams]
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        return map_outputs(self.llm.generate(requests, params, use_tqdm=False))
+
+
+def load_vllm(spec: str, *, dtype: str, revision: str | None = None,
+              kind: str | None = None) -> VllmModel:
+    if dtype not in DTYPES:
+        raise ModelError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    return VllmModel(spec, dtype=dtype, revision=revision, kind=kind)

@@ -1,0 +1,67 @@
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import cli
+
+
+def test_two_gloo_processes_give_the_single_process_results(tmp_path, data_dir):
+    args = ["run", "--model", "tiny-paligemma", "--tasks", "vqav2_val,mmvp", "--data-dir",
+            str(data_dir), "--batch-size", "4", "--bootstrap", "100"]
+    single = tmp_path / "single"
+    subprocess.run(cli(*args, "--output", str(single)), check=True, capture_output=True)
+    parallel = tmp_path / "parallel"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-port", "29561", "-m", "harness", *args, "--output",
+                           str(parallel)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shards = sorted(p.name for p in (parallel / "predictions").iterdir())
+    assert shards == ["mmvp.rank0.jsonl", "mmvp.rank1.jsonl", "vqav2_val.rank0.jsonl",
+                      "vqav2_val.rank1.jsonl"]
+
+    def predictions(out, task):
+        rows = {}
+        for path in (out / "predictions").glob(f"{task}*.jsonl"):
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                assert record["id"] not in rows
+                rows[record["id"]] = record["prediction"]
+        return rows
+
+    def metrics(out):
+        tasks = json.loads((out / "results.json").read_text())["tasks"]
+        return json.dumps({t: r["metrics"] for t, r in tasks.items()}, sort_keys=True)
+
+    for task in ("vqav2_val", "mmvp"):
+        assert predictions(parallel, task) == predictions(single, task)
+    assert metrics(parallel) == metrics(single)   # byte-identical, intervals included
+    # A rerun with another number of processes resumes from the shards: nothing regenerated.
+    done = subprocess.run(cli(*args, "--output", str(parallel)), capture_output=True, text=True)
+    assert done.returncode == 0
+    results = json.loads((parallel / "results.json").read_text())["tasks"]
+    assert results["vqav2_val"]["throughput"]["generated"] == 0
+
+
+def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from harness.vllm_backend import build_requests, map_outputs
+
+    images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 0, 0))]
+    requests = build_requests(images, ["caption en", "answer en what color?"])
+    assert requests[1] == {"prompt": "answer en what color?", "multi_modal_data": {
+        "image": images[1]}}
+    fake = [SimpleNamespace(outputs=[SimpleNamespace(text="a cat")]),
+            SimpleNamespace(outputs=[SimpleNamespace(text="<loc0001><loc0002><loc0003><loc0004>")
+                                     ]), SimpleNamespace(outputs=[])]
+    assert map_outputs(fake) == ["a cat", "<loc0001><loc0002><loc0003><loc0004>", ""]
+    done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--backend", "vllm", "--tasks",
+                              "mmvp", "--data-dir", str(data_dir), "--output", str(tmp_path)),
+                          capture_output=True, text=True)
+    if importlib.util.find_spec("vllm") is None:
+        assert done.returncode == 2 and "pip install 'paligemma-eval[vllm]'" in done.stderr
