@@ -106,3 +106,11 @@ def test_noise_does_not_fire_a_significance_gate_but_a_real_drop_does(tmp_path):
     assert strict.regressed
     units, ratios = read_unit_scores(tmp_path / "a" / "scores" / "t.json")
     assert units[:2] == ["0", "1"] and ratios["accuracy"].value == pytest.approx(base.mean())
+
+
+def test_example_policy_parses_and_gates(runs, tmp_path):
+    policy = Path(__file__).resolve().parent.parent / "docs" / "gate.example.toml"
+    done, junit = gate_cli(tmp_path, runs["good_b3"], runs["good"], "--policy", str(policy))
+    assert done.returncode == 0, done.stderr
+    names = {case.get("name") for case in ElementTree.parse(junit).getroot()}
+    assert {"accuracy", "accuracy/number"} <= names   # vqav2_val's metrics from the policy
