@@ -50,9 +50,10 @@ def environment() -> dict[str, Any]:
 
 
 def metric_entries(scores: Scores, resamples: int, seed: int) -> dict[str, dict]:
-    intervals = bootstrap(scores.ratios, resamples, seed)
-    entries = {name: {"value": ratio.value, "n": ratio.n, **intervals[name]}
-               for name, ratio in scores.ratios.items()}
+    metrics = {**scores.ratios, **scores.statistics}
+    intervals = bootstrap(metrics, resamples, seed)
+    entries = {name: {"value": metric.value, "n": metric.n, **intervals[name]}
+               for name, metric in metrics.items()}
     entries.update({name: {"value": value, "n": len(scores.units), "stderr": None, "ci95": None,
                            "note": "corpus-level point value; no interval"}
                     for name, value in scores.points.items()})

@@ -9,6 +9,7 @@ and paired comparisons for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,13 +45,32 @@ class Ratio:
 
 
 @dataclass
+class Statistic:
+    """A corpus-level metric that is a function of sums of per-unit counts (BLEU's n-gram
+    matches and lengths): resampling units and re-summing gives its bootstrap interval."""
+
+    parts: dict[str, np.ndarray]
+    # sums: name -> array over resamples (or a 1-element array) -> metric values
+    combine: Callable[[dict[str, np.ndarray]], np.ndarray]
+
+    @property
+    def value(self) -> float:
+        return float(self.combine({k: np.array([v.sum()]) for k, v in self.parts.items()})[0])
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.parts.values())))
+
+
+@dataclass
 class Scores:
-    """A scorer's output: per-unit ratios, plus corpus-level point values with no interval."""
+    """A scorer's output: per-unit ratios, corpus statistics, and point values (no interval)."""
 
     units: list[str]
     ratios: dict[str, Ratio]
     points: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    statistics: dict[str, Statistic] = field(default_factory=dict)
 
 
 def breakdown(name: str, values: np.ndarray | list[float],
@@ -89,20 +109,29 @@ def _interval(samples: np.ndarray) -> dict:
             "ci95": [float(low), float(high)]}
 
 
-def bootstrap(ratios: dict[str, Ratio], resamples: int = DEFAULT_RESAMPLES,
+def bootstrap(metrics: dict[str, Ratio | Statistic], resamples: int = DEFAULT_RESAMPLES,
               seed: int = DEFAULT_SEED) -> dict[str, dict]:
-    """Percentile bootstrap over units: {metric: {stderr, ci95}}; deterministic for a seed."""
-    if not ratios or resamples <= 0:
-        return {name: {"stderr": None, "ci95": None} for name in ratios}
-    names = list(ratios)
-    arrays = [a for name in names for a in (ratios[name].num, ratios[name].den)]
-    if len(arrays[0]) == 0:
-        return {name: {"stderr": None, "ci95": None} for name in names}
-    sums = _resample_sums(arrays, resamples, seed)
+    """Percentile bootstrap over units: {metric: {stderr, ci95}}; deterministic for a seed.
+    All metrics of one task see the same resamples."""
+    def parts(metric: Ratio | Statistic) -> dict[str, np.ndarray]:
+        return {"num": metric.num, "den": metric.den} if isinstance(metric, Ratio) \
+            else metric.parts
+
+    def combine(metric: Ratio | Statistic, sums: dict[str, np.ndarray]) -> np.ndarray:
+        return sums["num"] / sums["den"] if isinstance(metric, Ratio) else metric.combine(sums)
+
+    empty = {name: {"stderr": None, "ci95": None} for name in metrics}
+    first = next(iter(metrics.values()), None)
+    if first is None or resamples <= 0 or len(next(iter(parts(first).values()))) == 0:
+        return empty
+    keys = [(name, part) for name, metric in metrics.items() for part in parts(metric)]
+    arrays = [parts(metrics[name])[part] for name, part in keys]
+    resampled = dict(zip(keys, _resample_sums(arrays, resamples, seed)))
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        for i, name in enumerate(names):
-            out[name] = _interval(sums[2 * i] / sums[2 * i + 1])
+        for name, metric in metrics.items():
+            sums = {part: resampled[(name, part)] for part in parts(metric)}
+            out[name] = _interval(np.asarray(combine(metric, sums), dtype=float))
     return out
 
 

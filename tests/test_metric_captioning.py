@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -21,7 +22,9 @@ def test_cider_equals_pycocoevalcap_called_directly():
     scores, cider = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
     assert scores.ratios["cider"].value == pytest.approx(expected, abs=1e-12)
     np.testing.assert_allclose(cider, per_image)
-    assert scores.points["bleu4"] >= 0 and 0 <= scores.ratios["rouge_l"].value <= 1
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    assert scores.statistics["bleu4"].value == pytest.approx(bleu[3], rel=1e-12)
+    assert 0 <= scores.ratios["rouge_l"].value <= 1
 
 
 def test_garbage_predictions_score_zero_without_shifting_others():

@@ -39,3 +39,15 @@ def test_paired_difference_detects_a_real_drop_and_not_noise():
     assert drop["difference"] == pytest.approx(-0.15) and drop["significant"]
     noise = paired_difference(Ratio.mean(base), Ratio.mean(noisy), 500, 0)
     assert not noise["significant"]
+
+
+def test_statistic_interval_matches_its_value_and_brackets_it():
+    from harness.scores import Statistic
+
+    rng = np.random.default_rng(2)
+    hits, tries = rng.integers(0, 5, 400).astype(float), np.full(400, 5.0)
+    statistic = Statistic({"hits": hits, "tries": tries}, lambda s: s["hits"] / s["tries"])
+    ratio = Ratio(hits, tries)
+    assert statistic.value == pytest.approx(ratio.value)
+    ours = bootstrap({"s": statistic, "r": ratio}, resamples=300, seed=1)
+    assert ours["s"] == ours["r"]   # same resamples, same function: the same interval

@@ -4,7 +4,9 @@ References and predictions both go through the PTB tokenizer (Stanford CoreNLP, 
 the scorers. pycocoevalcap's `Cider` is CIDEr-D, the COCO server's CIDEr. Corpus CIDEr is the mean of
 per-image scores given the document frequencies of the whole reference set, so intervals come from
 a bootstrap over images with those frequencies held fixed (stated in the results' notes). BLEU-4
-and METEOR are corpus-level and reported as point values.
+is corpus-level: its interval re-sums the per-image n-gram counts and lengths over resampled
+images, with pycocoevalcap's own formula. METEOR's corpus score comes from the Java scorer and
+is reported as a point value.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from harness.scores import Ratio, Scores
+from harness.scores import Ratio, Scores, Statistic
 
 # The PTB tokenizer reads one caption per line: a newline or control character inside a caption
 # would shift every caption after it.
@@ -34,6 +36,37 @@ def tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
         {k: [{"caption": _clean(c)} for c in v] for k, v in captions.items()})
 
 
+def bleu4_statistic(gts: dict[str, list[str]], res: dict[str, list[str]],
+                    ids: list[str]) -> Statistic:
+    """Per-image BLEU counts (pycocoevalcap's cook functions, 'closest' reference length) whose
+    sums give corpus BLEU-4 exactly as `Bleu(4).compute_score` does."""
+    scorer = BleuScorer(n=4)
+    for i in ids:
+        scorer += (res[i][0], gts[i])
+    parts: dict[str, list[float]] = {k: [] for k in
+                                     ["testlen", "reflen", *(f"{w}{k}" for w in ("guess",
+                                                                                 "correct")
+                                                               for k in range(4))]}
+    for comps in scorer.ctest:
+        parts["testlen"].append(comps["testlen"])
+        parts["reflen"].append(scorer._single_reflen(comps["reflen"], "closest",
+                                                     comps["testlen"]))
+        for k in range(4):
+            parts[f"guess{k}"].append(comps["guess"][k])
+            parts[f"correct{k}"].append(comps["correct"][k])
+    return Statistic({k: np.asarray(v, dtype=float) for k, v in parts.items()}, _bleu4)
+
+
+def _bleu4(sums: dict[str, np.ndarray]) -> np.ndarray:
+    tiny, small = 1e-15, 1e-9   # pycocoevalcap's constants
+    product = np.ones_like(sums["testlen"], dtype=float)
+    for k in range(4):
+        product = product * (sums[f"correct{k}"] + tiny) / (sums[f"guess{k}"] + small)
+    bleu = product ** 0.25
+    ratio = (sums["testlen"] + tiny) / (sums["reflen"] + small)
+    return np.where(ratio < 1, bleu * np.exp(1 - 1 / np.maximum(ratio, tiny)), bleu)
+
+
 def caption_scores(predictions: list[str], references: list[list[str]], ids: list[str],
                    meteor: bool = True) -> tuple[Scores, np.ndarray]:
     """Scores and the per-image CIDEr array (in `ids` order)."""
@@ -43,14 +76,13 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
     gts, res = {i: gts[i] for i in ids}, {i: res[i] for i in ids}
     _, cider = Cider().compute_score(gts, res)
     _, rouge = Rouge().compute_score(gts, res)
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    points = {"bleu4": float(bleu[3])}
+    points = {}
     if meteor:
         points["meteor"] = float(Meteor().compute_score(gts, res)[0])
     cider = np.asarray(cider, dtype=float)
     scores = Scores(units=list(ids), ratios={"cider": Ratio.mean(cider),
                                              "rouge_l": Ratio.mean(np.asarray(rouge))},
-                    points=points,
+                    points=points, statistics={"bleu4": bleu4_statistic(gts, res, ids)},
                     notes={"cider": "CIDEr-D (pycocoevalcap); interval: bootstrap over images "
                                     "with document frequencies fixed at the full set"})
     return scores, cider
