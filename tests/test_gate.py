@@ -30,7 +30,7 @@ def runs(tmp_path_factory, data_dir):
             "degraded": run("tiny-paligemma-degraded", root / "degraded", data_dir, 8)}
 
 
-def gate_cli(tmp_path: Path, candidate: Path, baseline: Path, *extra: str):
+def gate_cli(tmp_path: Path, candidate: Path, baseline: Path | str, *extra: str):
     junit = tmp_path / "junit.xml"
     done = subprocess.run(cli("gate", "--candidate", str(candidate), "--baseline", str(baseline),
                               "--junit", str(junit), "--summary", str(tmp_path / "s.md"),
@@ -114,3 +114,26 @@ def test_example_policy_parses_and_gates(runs, tmp_path):
     assert done.returncode == 0, done.stderr
     names = {case.get("name") for case in ElementTree.parse(junit).getroot()}
     assert {"accuracy", "accuracy/number"} <= names   # vqav2_val's metrics from the policy
+
+
+def test_gate_against_the_published_numbers(tmp_path):
+    def candidate(path: Path, value: float, low: float, high: float) -> Path:
+        path.mkdir()
+        (path / "results.json").write_text(json.dumps({
+            "model": {"variant": "224-3B", "family": "paligemma2", "size": "3B"},
+            "tasks": {"vqav2_val": {"headline": "accuracy", "metrics": {"accuracy": {
+                "value": value, "n": 5000, "ci95": [low, high], "stderr": 0.005}}}}}))
+        return path
+
+    # The card publishes 83.0 for VQAv2 (minival) at 224-3B.
+    worse, _ = gate_cli(tmp_path, candidate(tmp_path / "worse", 0.80, 0.79, 0.81), "published")
+    assert worse.returncode == 1 and "vqav2_val/accuracy" in worse.stderr
+    close, _ = gate_cli(tmp_path, candidate(tmp_path / "close", 0.826, 0.816, 0.836), "published")
+    assert close.returncode == 0, close.stdout + close.stderr
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    (tiny / "results.json").write_text(json.dumps({"model": {"variant": "demo-224"}, "tasks": {
+        "vqav2_val": {"metrics": {"accuracy": {"value": 0.5}}}}}))
+    unpublished, _ = gate_cli(tmp_path, tiny, "published")
+    assert unpublished.returncode == 2 and "publish no number for variant 'demo-224'" in \
+        unpublished.stderr
