@@ -134,7 +134,7 @@ def preflight(tasks: list) -> None:
 def _print_summary(name: str, result: dict) -> None:
     metrics = result.get("metrics", {})
     shown = ", ".join(f"{m}={v['value']:.4f}" for m, v in list(metrics.items())[:4]
-                      if v["value"] == v["value"])
+                      if v["value"] is not None)
     extra = f"submission {result['submission']}" if "submission" in result else shown
     print(f"{name}: {extra} (n={result.get('n_scored', result['n_examples'])}, "
           f"failed={len(result['failed'])})")

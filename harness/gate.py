@@ -194,6 +194,8 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
             entry = candidate.tasks[task]["metrics"][metric]
             higher = entry.get("higher_is_better", True)
             base_value = baseline.tasks[task]["metrics"][metric]["value"]
+            if base_value is None or entry["value"] is None:
+                continue  # undefined in one run (e.g. precision with no positive prediction)
             allowed = max(rules["max_drop"], rules["max_drop_relative"] * abs(base_value)) \
                 if higher else rules["max_rise"]
             comparison = compare_metric(baseline, candidate, task, metric, resamples, seed)
@@ -282,8 +284,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for task in a.tasks:
         if task not in b.tasks:
             continue
-        for metric in a.tasks[task]["metrics"]:
-            if metric not in b.tasks[task]["metrics"]:
+        for metric, entry in a.tasks[task]["metrics"].items():
+            other = b.tasks[task]["metrics"].get(metric)
+            if other is None or entry["value"] is None or other["value"] is None:
                 continue
             c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
             ci = c.get("ci95")

@@ -52,8 +52,9 @@ def environment() -> dict[str, Any]:
 def metric_entries(scores: Scores, resamples: int, seed: int) -> dict[str, dict]:
     metrics = {**scores.ratios, **scores.statistics}
     intervals = bootstrap(metrics, resamples, seed)
-    entries = {name: {"value": metric.value, "n": metric.n, **intervals[name]}
-               for name, metric in metrics.items()}
+    # An undefined metric (precision with no "yes" predicted: 0/0) is null, not NaN, in JSON.
+    entries = {name: {"value": metric.value if np.isfinite(metric.value) else None,
+                      "n": metric.n, **intervals[name]} for name, metric in metrics.items()}
     entries.update({name: {"value": value, "n": len(scores.units), "stderr": None, "ci95": None,
                            "note": "corpus-level point value; no interval"}
                     for name, value in scores.points.items()})
