@@ -41,7 +41,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="hub id, local transformers directory, or embedded demo model "
                              "(tiny-paligemma, tiny-paligemma2)")
@@ -57,7 +57,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
                              "(tokenizer, processor, config); default: the matching hub id")
 
 
-def _run_args(parser: argparse.ArgumentParser) -> None:
+def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--data-dir", type=Path, help="local copies of the datasets (see README)")
     parser.add_argument("--limit", type=int, help="first N examples of each task")
@@ -67,7 +67,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
-def _options(args: argparse.Namespace, **extra: object):
+def run_options(args: argparse.Namespace, **extra: object):
     from harness.runner import RunOptions
 
     _positive("--limit", args.limit)
@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight(tasks)
     context = distributed.init()
-    options = _options(args, rank=context.rank, world_size=context.world_size,
+    options = run_options(args, rank=context.rank, world_size=context.world_size,
                        barrier=context.barrier)
     writable_dir(args.output)
     if args.backend == "vllm":
@@ -170,14 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("tasks", help="list registered tasks").set_defaults(func=cmd_tasks)
 
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
-    _model_args(run)
+    add_model_args(run)
     run.add_argument("--tasks", required=True, help="comma-separated task or group names")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
                      help="vllm: optional extra, GPU only")
     run.add_argument("--seg-decoder", type=Path,
                      help="big_vision's vae-oid.npz for segmentation tasks (or set "
                           "PALIGEMMA_SEG_DECODER)")
-    _run_args(run)
+    add_run_args(run)
     run.set_defaults(func=cmd_run)
 
     score = commands.add_parser("score", help="score predictions made elsewhere")

@@ -106,8 +106,8 @@ def _load_plugins() -> None:
     _loaded = True
     importlib.import_module("tasks")
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry.load()
-        if callable(loaded) and not isinstance(loaded, type(importlib)):
+        loaded = entry.load()  # a module registers on import; a callable returns tasks
+        if callable(loaded):
             made = loaded()
             for task in [made] if isinstance(made, Task) else (made or []):
                 register_task(task)

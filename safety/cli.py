@@ -24,12 +24,12 @@ def _scorer(args: argparse.Namespace):
 
 
 def cmd_safety(args: argparse.Namespace) -> int:
-    from harness.cli import _options, writable_dir
+    from harness.cli import run_options, writable_dir
     from harness.models import load_model
     from safety.audit import AuditOptions, run_audit, write
     from safety.scorers import ScorerError
 
-    options = _options(args)
+    options = run_options(args)
     if args.qps <= 0:
         print("paligemma-eval safety: error: --qps must be positive", file=sys.stderr)
         return 2
@@ -80,11 +80,11 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    from harness.cli import _model_args, _run_args
+    from harness.cli import add_model_args, add_run_args
 
     safety = commands.add_parser("safety", help="FairFace captions scored for toxicity etc.")
-    _model_args(safety)
-    _run_args(safety)
+    add_model_args(safety)
+    add_run_args(safety)
     safety.add_argument("--split", default="validation")
     safety.add_argument("--padding", default="0.25", choices=["0.25", "1.25"])
     safety.add_argument("--prompt", default="caption en")
