@@ -155,14 +155,20 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
         return good, inputs, bad
 
     started, generated = time.perf_counter(), 0
+    # On an accelerator, decode and preprocess the next batch on the CPU while the device
+    # generates this one. On a CPU-only run the two would compete for the same cores (measured
+    # slower, bench/runner_overhead.py), so batches are prepared in turn.
+    overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
     with ThreadPoolExecutor(max_workers=1) as pool, \
             tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False) as bar:
-        # Decode and preprocess the next batch while the model generates this one.
-        pending = pool.submit(load_batch, batches[0]) if batches else None
+        def submit(batch_ids: list[str]) -> Any:
+            return pool.submit(load_batch, batch_ids) if overlap else _Done(load_batch(batch_ids))
+
+        pending = submit(batches[0]) if batches else None
         for index in range(len(batches)):
             good, inputs, bad = pending.result()
             if index + 1 < len(batches):
-                pending = pool.submit(load_batch, batches[index + 1])
+                pending = submit(batches[index + 1])
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
             records = [{"key": key, "id": i, "prompt": prepared.prompts[i], "prediction": p}
@@ -175,6 +181,16 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     return {"key": key, "generated": generated, "seconds": round(seconds, 3),
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
+
+
+class _Done:
+    """An already computed result with a future's `result()`."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> dict[str, Any]:
