@@ -1,14 +1,15 @@
 """Datasets: the hub copies other harnesses load, or the same schema from local files.
 
 Local layout under --data-dir mirrors the hub id: DIR/<owner>/<name>/<config or "default">/<split>
-with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = path relative to
-the file). Images are decoded per example, so one broken image fails one example, not the run.
+with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = a path relative
+to the file, or a URL). Images are decoded per example, so one broken image fails one example, not the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
         kind = "parquet" if path.suffix == ".parquet" else "json"
         rows = datasets.load_dataset(kind, data_files=str(path), split="train")
         if kind == "json" and image_column in rows.column_names:
-            rows = rows.map(lambda r: {image_column: str(path.parent / r[image_column])})
+            rows = rows.map(lambda r: {image_column: r[image_column] if "://" in r[image_column]
+                                       else str(path.parent / r[image_column])})
         provenance = {"source": "local", "path": str(path), "sha256": _sha256(path),
                       "hub_id": source.hub_id, "config": source.config, "split": source.split}
     else:
@@ -85,9 +87,13 @@ def _open(value: Any) -> Image.Image:
     if isinstance(value, dict):
         if value.get("bytes"):
             return Image.open(io.BytesIO(value["bytes"]))
-        if value.get("path"):
-            return Image.open(value["path"])
-    elif value is not None:
+        value = value.get("path")
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        # Datasets that carry image URLs (COCO Karpathy): fetched per example, so a dead link
+        # fails that example only.
+        with urllib.request.urlopen(value, timeout=60) as response:
+            return Image.open(io.BytesIO(response.read()))
+    if value:
         return Image.open(value)
     raise ValueError("image cell is empty")
 

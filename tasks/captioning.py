@@ -1,10 +1,13 @@
-"""Captioning tasks scored with CIDEr (pycocoevalcap): COCO val2017, NoCaps, TextCaps.
+"""Captioning tasks scored with CIDEr (pycocoevalcap): COCO Karpathy test and val2017, NoCaps,
+TextCaps.
 
 Prompt `caption en`, 32 new tokens, beam search with 2 beams as big_vision's COCO setup
 (`--num-beams` overrides). CIDEr is the headline; ROUGE-L, BLEU-4 and METEOR beside it. NoCaps
 is broken down into in-/near-/out-domain when the data carries a `domain` column.
 
 Hub copies (lmms-eval's ids and columns):
+- yerevann/coco-karpathy test (the Karpathy split): filename, sentences [5 captions], url (the
+  image is fetched from it; locally, a path relative to the JSONL file), imgid
 - lmms-lab/COCO-Caption2017 val: question_id (file name), answer [5 captions], image
 - lmms-lab/NoCaps validation: image_id, annotations_captions [10 captions], image (+ domain if
   present; the official nocaps split into domains is by Open Images class, not in this copy)
@@ -29,7 +32,7 @@ def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) 
 
 
 def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
-                 rows: tuple[CardRow, ...], description: str) -> Task:
+                 rows: tuple[CardRow, ...], description: str, image_column: str = "image") -> Task:
     def target(row: Row) -> dict:
         refs = [str(c) for c in row[references]]
         if not refs:
@@ -37,15 +40,20 @@ def caption_task(name: str, source: DatasetSource, id_column: str, references: s
         return {"references": refs, "domain": row.get("domain")}
 
     return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
-                columns=(references,), id_column=id_column, num_beams=2, published=rows,
+                columns=(references, image_column), id_column=id_column, num_beams=2,
+                published=rows, image_column=image_column,
                 description=description, groups=("captioning",))
 
 
 @register
 def tasks() -> list[Task]:
+    coco_rows = (CardRow("COCOcap", "cider"), CardRow("COCO captions (val)", "cider"))
     return [
+        caption_task("coco_cap_karpathy_test", DatasetSource("yerevann/coco-karpathy", "test"),
+                     "filename", "sentences", coco_rows, "COCO captions, Karpathy test split",
+                     image_column="url"),
         caption_task("coco_cap_val2017", DatasetSource("lmms-lab/COCO-Caption2017", "val"),
-                     "question_id", "answer", (CardRow("COCOcap", "cider"), CardRow("COCO captions (val)", "cider")),
+                     "question_id", "answer", coco_rows,
                      "COCO captions val2017 (the card's COCO numbers use the Karpathy split)"),
         caption_task("nocaps_val", DatasetSource("lmms-lab/NoCaps", "validation"), "image_id",
                      "annotations_captions", (CardRow("NoCaps", "cider"), CardRow("NoCaps (val)", "cider")), "NoCaps validation"),

@@ -155,3 +155,31 @@ def test_missing_column_fails_before_generation(tmp_path, data_dir):
     assert done.returncode == 2
     assert "missing required column(s) answers" in done.stderr
     assert not (out / "predictions").exists()
+
+
+def test_images_fetched_by_url_and_a_dead_link_fails_one_example(tmp_path, data_dir, tiny_model):
+    """COCO Karpathy carries image URLs; served here from 127.0.0.1."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    source = data_dir / "yerevann/coco-karpathy/default"
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(source))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rows = [json.loads(line) for line in (source / "test.jsonl").read_text().splitlines()][:5]
+    for k, row in enumerate(rows):
+        row["url"] = f"{base}/{row['url']}" if k != 2 else f"{base}/images/missing.png"
+    local = tmp_path / "data/yerevann/coco-karpathy/default/test.jsonl"
+    local.parent.mkdir(parents=True)
+    local.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        (task,) = registry.resolve(["coco_cap_karpathy_test"])
+        result = run_task(tiny_model, task, RunOptions(out=tmp_path / "o", resamples=0,
+                                                       data_dir=tmp_path / "data"))
+    finally:
+        server.shutdown()
+    assert result["metrics"]["cider"]["n"] == 4
+    (failure,) = result["failed"]
+    assert failure["id"] == rows[2]["filename"] and "404" in failure["reason"]

@@ -9,6 +9,7 @@ the real loading code runs on them. Deterministic for a seed.
 from __future__ import annotations
 
 import io
+import json
 import random
 import sys
 from collections.abc import Callable
@@ -103,6 +104,17 @@ def coco_captions(rng: random.Random) -> list[dict]:
         name = f"{i:012d}.jpg"
         rows.append({"question_id": name, "answer": _references(scene, rng, 5),
                      "image": _png(scene), "id": i})
+    return rows
+
+
+def coco_karpathy(rng: random.Random) -> list[dict]:
+    """JSONL rows whose `url` is an image file beside them (the hub copy holds http URLs)."""
+    rows = []
+    for i in range(ROWS):
+        scene = world.random_scene(rng)
+        name = f"COCO_val2014_{i:012d}.jpg"
+        rows.append({"filename": name, "imgid": i, "sentences": _references(scene, rng, 5),
+                     "url": f"images/{i:04d}.png", "_png": _png(scene)["bytes"]})
     return rows
 
 
@@ -230,8 +242,25 @@ FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]
 }
 
 
+# The same, written as JSONL plus image files (the other local layout --data-dir reads).
+JSONL_FIXTURES = {("yerevann/coco-karpathy", None, "test"): coco_karpathy}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            image = path.parent / row["url"]
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.write_bytes(row.pop("_png"))
+            handle.write(json.dumps(row) + "\n")
+    return path
+
+
 def write(directory: Path = DATA_DIR, seed: int = 0) -> list[Path]:
-    written = []
+    written = [write_jsonl(directory / hub_id / (config or "default") / f"{split}.jsonl",
+                           make(random.Random(f"{seed}-{hub_id}-{config}-{split}")))
+               for (hub_id, config, split), make in JSONL_FIXTURES.items()]
     for (hub_id, config, split), make in FIXTURES.items():
         rows = make(random.Random(f"{seed}-{hub_id}-{config}-{split}"))
         if hub_id in FEATURES:
