@@ -148,15 +148,14 @@ class Check:
     allowed: float
     higher_is_better: bool
     require_significance: bool
+    worse_by: float = field(init=False)    # how far the metric moved the wrong way
     regressed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        worse_by = -self.comparison["difference"] if self.higher_is_better \
-            else self.comparison["difference"]
-        self.worse_by = worse_by
-        significant = self.comparison["significant"]
-        self.regressed = bool(worse_by > self.allowed + 1e-12 and
-                              (significant or not self.require_significance))
+        difference = self.comparison["difference"]
+        self.worse_by = -difference if self.higher_is_better else difference
+        self.regressed = bool(self.worse_by > self.allowed + 1e-12 and
+                              (self.comparison["significant"] or not self.require_significance))
 
     def describe(self) -> str:
         c = self.comparison
