@@ -22,9 +22,10 @@ def _positive(name: str, value: int | None) -> None:
 def writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        # One probe per process: data-parallel ranks check the same directory at once.
+        probe = path / f".write-test-{os.getpid()}"
         probe.write_text("")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as error:
         raise UsageError(f"--output {path}: not a writable directory ({error.strerror})") from None
     return path
