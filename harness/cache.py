@@ -3,7 +3,8 @@
 One JSON object per line; each batch is written, flushed and fsynced before the next starts. A
 line cut short by a kill is dropped (and cut off the file) on the next open, so a rerun resumes
 exactly where the last complete batch ended. Lines carry the run key (model fingerprint, task,
-prompt, decoding): only lines under the current key count as done.
+prompt, decoding): only lines under the current key count as done. Each file has one writer
+(a process, or a data-parallel rank); readers of other ranks' files never modify them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def run_key(**parts: Any) -> str:
 class PredictionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.repaired = False
 
     def _repair(self) -> None:
         """Cut a trailing partial line (a write interrupted by a kill)."""
@@ -35,26 +37,32 @@ class PredictionStore:
             if end != len(data):
                 handle.truncate(end)
 
-    def load(self, key: str | None = None) -> dict[str, dict]:
-        """Records by id (under `key`, if given); the first record of an id wins."""
-        self._repair()
+    def load(self, key: str | None = None, unterminated_ok: bool = False) -> dict[str, dict]:
+        """Records by id (under `key`, if given); the first record of an id wins. A last line
+        without its newline is a write cut short: ignored here, cut off by the owner's next
+        append (readers never truncate: another rank may be writing that file right now).
+        `unterminated_ok` accepts it, for files written by other tools."""
         records: dict[str, dict] = {}
         if not self.path.exists():
             return records
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if key is None or record.get("key") == key:
-                    records.setdefault(str(record["id"]), record)
+        with open(self.path, "rb") as handle:
+            lines = handle.read().split(b"\n")
+        for line in lines if unterminated_ok else lines[:-1]:
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if key is None or record.get("key") == key:
+                records.setdefault(str(record["id"]), record)
         return records
 
     def append(self, records: Iterable[dict]) -> None:
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if not lines:
             return
+        if not self.repaired:  # only the file's one writer ever truncates it
+            self._repair()
+            self.repaired = True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)

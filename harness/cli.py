@@ -154,7 +154,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(f"--predictions {args.predictions}: no such file")
     writable_dir(args.output)
     prepared = prepare(task, args.data_dir, args.limit)
-    records = PredictionStore(args.predictions).load()
+    records = PredictionStore(args.predictions).load(unterminated_ok=True)
     result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
                                                  seed=args.seed))
     result["predictions_file"] = str(args.predictions)

@@ -183,3 +183,18 @@ def test_images_fetched_by_url_and_a_dead_link_fails_one_example(tmp_path, data_
     assert result["metrics"]["cider"]["n"] == 4
     (failure,) = result["failed"]
     assert failure["id"] == rows[2]["filename"] and "404" in failure["reason"]
+
+
+def test_readers_never_truncate_a_file_another_rank_is_writing(tmp_path):
+    from harness.cache import PredictionStore
+
+    path = tmp_path / "task.rank1.jsonl"
+    path.write_text('{"key": "k", "id": "1", "prediction": "é"}\n{"key": "k", "id": "2", "pre')
+    assert set(PredictionStore(path).load("k")) == {"1"}       # the cut line is not done yet
+    assert path.read_text().endswith('"pre')                    # and the file is untouched
+    writer = PredictionStore(path)
+    writer.append([{"key": "k", "id": "2", "prediction": "x"}])   # its owner repairs, then writes
+    assert set(PredictionStore(path).load("k")) == {"1", "2"}
+    external = tmp_path / "external.jsonl"
+    external.write_text('{"id": "a", "prediction": "yes"}')      # no final newline
+    assert set(PredictionStore(external).load(unterminated_ok=True)) == {"a"}
