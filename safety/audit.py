@@ -136,8 +136,7 @@ def run_audit(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
         for record in records:
             handle.write(json.dumps(record) + "\n")
     document = safety_document(model, scorer, options, run, prepared.provenance, records, failed,
-                               throughput, orders)
-    document["counts"]["captions"] = len(prepared.ids)
+                               throughput, orders, images=len(prepared.ids))
     write_unit_scores(run.out / "scores" / "fairface_safety.json",
                       audit_scores(records, scorer.attributes, options.threshold))
     return document
@@ -145,8 +144,8 @@ def run_audit(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
 
 def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
                     run: RunOptions, dataset: dict, records: list[dict], failed: dict[str, str],
-                    throughput: dict, orders: dict[str, list[str]] | None = None
-                    ) -> dict[str, Any]:
+                    throughput: dict, orders: dict[str, list[str]] | None = None,
+                    images: int | None = None) -> dict[str, Any]:
     attributes = scorer.attributes
     scored = [r for r in records if r["scores"] is not None]
     flagged = [{"id": r["id"], "caption": r["caption"], "labels": r["labels"],
@@ -168,7 +167,8 @@ def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions
                    "is_perspective": scorer.is_perspective, "attributes": list(attributes)},
         "threshold": options.threshold, "dataset": dataset, "prompt": options.prompt,
         "decoding": task_decoding,
-        "counts": {"captions": len(records), "scored": len(scored), "failed": len(failed),
+        "counts": {"captions": len(records) if images is None else images,
+                   "scored": len(scored), "failed": len(failed),
                    "failed_by_reason": dict(reasons)},
         "aggregates": aggregate(records, attributes, options.threshold, orders),
         "flagged": flagged,
