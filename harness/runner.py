@@ -161,14 +161,11 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
     with ThreadPoolExecutor(max_workers=1) as pool, \
             tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False) as bar:
-        def submit(batch_ids: list[str]) -> Any:
-            return pool.submit(load_batch, batch_ids) if overlap else _Done(load_batch(batch_ids))
-
-        pending = submit(batches[0]) if batches else None
-        for index in range(len(batches)):
-            good, inputs, bad = pending.result()
-            if index + 1 < len(batches):
-                pending = submit(batches[index + 1])
+        pending = pool.submit(load_batch, batches[0]) if overlap and batches else None
+        for index, batch_ids in enumerate(batches):
+            good, inputs, bad = pending.result() if overlap else load_batch(batch_ids)
+            if overlap and index + 1 < len(batches):
+                pending = pool.submit(load_batch, batches[index + 1])
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
             records = [{"key": key, "id": i, "prompt": prepared.prompts[i], "prediction": p}
@@ -181,16 +178,6 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     return {"key": key, "generated": generated, "seconds": round(seconds, 3),
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
-
-
-class _Done:
-    """An already computed result with a future's `result()`."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        return self.value
 
 
 def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> dict[str, Any]:

@@ -198,3 +198,19 @@ def test_readers_never_truncate_a_file_another_rank_is_writing(tmp_path):
     external = tmp_path / "external.jsonl"
     external.write_text('{"id": "a", "prediction": "yes"}')      # no final newline
     assert set(PredictionStore(external).load(unterminated_ok=True)) == {"a"}
+
+
+def test_prefetching_path_used_on_accelerators_gives_the_same_predictions(tmp_path, data_dir,
+                                                                          tiny_model):
+    class OnAccelerator:  # the real model, reporting a GPU so the runner prefetches batches
+        device = "cuda:0"
+        info = tiny_model.info
+        prepare = staticmethod(tiny_model.prepare)
+        generate_prepared = staticmethod(tiny_model.generate_prepared)
+
+    (task,) = registry.resolve(["vqav2_val"])
+    for label, model in (("cpu", tiny_model), ("gpu", OnAccelerator())):
+        run_task(model, task, RunOptions(out=tmp_path / label, data_dir=data_dir, batch_size=5,
+                                         resamples=0))
+    assert read_predictions(tmp_path / "gpu/predictions/vqav2_val.jsonl") == \
+        read_predictions(tmp_path / "cpu/predictions/vqav2_val.jsonl")
