@@ -20,7 +20,7 @@ $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
 
 # The real vae-oid.npz cannot be fetched here: the demo uses one with its layout and random weights.
 $(DEMO_OUT)/vae-oid-fixture.npz: $(VENV)/.installed
-	$(PY) -c "from pathlib import Path; from harness.demo.fixtures import write_seg_decoder; write_seg_decoder(Path('$@'))"
+	$(PY) -c "from pathlib import Path; from paligemma_eval.harness.demo.fixtures import write_seg_decoder; write_seg_decoder(Path('$@'))"
 
 demo: $(VENV)/.installed $(DEMO_OUT)/vae-oid-fixture.npz
 	$(CLI) run --model tiny-paligemma --tasks all --data-dir $(DATA) --seg-decoder $(DEMO_OUT)/vae-oid-fixture.npz --output $(DEMO_OUT)/tiny-paligemma
@@ -40,10 +40,10 @@ bench: $(VENV)/.installed
 	$(PY) bench/seg_decoder_speed.py
 
 fixtures: $(VENV)/.installed
-	$(PY) -m harness.demo.fixtures
+	$(PY) -m paligemma_eval.harness.demo.fixtures
 
 tiny-models: $(VENV)/.installed
-	$(PY) -m harness.demo.train_tiny
+	$(PY) -m paligemma_eval.harness.demo.train_tiny
 
 clean:
 	rm -rf out $(VENV)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from harness.demo.fixtures import DATA_DIR
+from paligemma_eval.harness.demo.fixtures import DATA_DIR
 
 ARGS = ["run", "--model", "tiny-paligemma", "--tasks", "vqav2_val,pope,mmvp,docvqa_val",
         "--data-dir", str(DATA_DIR), "--batch-size", "4", "--bootstrap", "0"]
@@ -33,9 +33,9 @@ def main() -> None:
         runs = []
         for _ in range(2):
             with tempfile.TemporaryDirectory() as out:
-                launcher = [sys.executable, "-m", "harness"] if processes == 1 else \
+                launcher = [sys.executable, "-m", "paligemma_eval"] if processes == 1 else \
                     [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                     "--master-port", "29571", "-m", "harness"]
+                     "--master-port", "29571", "-m", "paligemma_eval"]
                 runs.append(timed(launcher + ARGS + ["--output", out], env))
         results[processes] = min(runs)
         print(f"{processes} process(es), {env['OMP_NUM_THREADS']} threads each: "

@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from harness.scores import Ratio, bootstrap
-from tasks.metrics.captioning import caption_scores
-from tasks.metrics.anls import anls
-from tasks.metrics.vqa_accuracy import normalize, vqa_accuracy
+from paligemma_eval.harness.scores import Ratio, bootstrap
+from paligemma_eval.tasks.metrics.captioning import caption_scores
+from paligemma_eval.tasks.metrics.anls import anls
+from paligemma_eval.tasks.metrics.vqa_accuracy import normalize, vqa_accuracy
 
 WORDS = ["yes", "no", "2", "two", "red", "the dog", "dog", "10,000", "dont", "t.v.", "blue car",
          "a man", "left", "3", "white", "cat", "table", "none", "1.5", "tennis"]

@@ -17,7 +17,7 @@ from pathlib import Path
 CHILD = """
 import json, resource, sys
 import torch, transformers, accelerate, numpy
-from harness.npz import load_npz
+from paligemma_eval.harness.npz import load_npz
 def status(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -45,7 +45,7 @@ def main() -> None:
     from transformers import (Gemma2Config, PaliGemmaConfig, PaliGemmaForConditionalGeneration,
                               SiglipVisionConfig)
 
-    from harness.models import load_model
+    from paligemma_eval.harness.models import load_model
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.npz_writer import split, write_npz
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import datasets
 import torch
 
-from harness import data, registry
-from harness.demo import fixtures
-from harness.models import load_model
-from harness.runner import RunOptions, prepare, run_task
+from paligemma_eval.harness import data, registry
+from paligemma_eval.harness.demo import fixtures
+from paligemma_eval.harness.models import load_model
+from paligemma_eval.harness.runner import RunOptions, prepare, run_task
 
 
 def bare_loop(model, task, prepared, batch_size: int) -> float:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from harness.demo.fixtures import write_seg_decoder
-from tasks.seg_decoder import SegDecoder
+from paligemma_eval.harness.demo.fixtures import write_seg_decoder
+from paligemma_eval.tasks.seg_decoder import SegDecoder
 
 
 def main() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
 
-from harness import registry
+from paligemma_eval.harness import registry
 
 
 class UsageError(Exception):
@@ -69,7 +70,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace, **extra: object):
-    from harness.runner import RunOptions
+    from paligemma_eval.harness.runner import RunOptions
 
     _positive("--limit", args.limit)
     _positive("--batch-size", args.batch_size)
@@ -82,10 +83,10 @@ def run_options(args: argparse.Namespace, **extra: object):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import distributed
-    from harness.models import load_model
-    from harness.results import write_results
-    from harness.runner import run_task
+    from paligemma_eval.harness import distributed
+    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.harness.results import write_results
+    from paligemma_eval.harness.runner import run_task
 
     tasks = registry.resolve(t for t in args.tasks.split(",") if t)
     if args.seg_decoder:
@@ -96,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        barrier=context.barrier)
     writable_dir(args.output)
     if args.backend == "vllm":
-        from harness.vllm_backend import load_vllm
+        from paligemma_eval.harness.vllm_backend import load_vllm
 
         model = load_vllm(args.model, dtype=args.dtype or "bfloat16", revision=args.revision,
                           kind=args.kind)
@@ -142,9 +143,9 @@ def _print_summary(name: str, result: dict) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.cache import PredictionStore
-    from harness.results import write_results
-    from harness.runner import RunOptions, prepare, score
+    from paligemma_eval.harness.cache import PredictionStore
+    from paligemma_eval.harness.results import write_results
+    from paligemma_eval.harness.runner import RunOptions, prepare, score
 
     (task,) = registry.resolve([args.task])
     if args.seg_decoder:
@@ -194,17 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=cmd_score)
 
     for module in ("reports.cli", "harness.gate", "safety.cli", "harness.npz"):
-        try:
-            __import__(module, fromlist=["add_commands"]).add_commands(commands)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
+        importlib.import_module(f"paligemma_eval.{module}").add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.data import DatasetError
-    from harness.models import ModelError
+    from paligemma_eval.harness.data import DatasetError
+    from paligemma_eval.harness.models import ModelError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)

@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 from PIL import Image
 
-from harness.registry import DatasetSource
+from paligemma_eval.harness.registry import DatasetSource
 
 
 class DatasetError(ValueError):

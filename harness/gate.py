@@ -32,8 +32,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from harness.results import read_unit_scores
-from harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
+from paligemma_eval.harness.results import read_unit_scores
+from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
 
 DEFAULT_POLICY = {"max_drop": 0.01, "max_drop_relative": 0.0, "max_rise": 0.001,
                   "require_significance": True}
@@ -68,8 +68,8 @@ def load_run(path: Path) -> Run:
 
 def published_run(candidate: Run) -> Run:
     """A baseline made of the cards' numbers for the candidate's variant."""
-    from harness import registry
-    from reports import published
+    from paligemma_eval.harness import registry
+    from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
     tasks = {}

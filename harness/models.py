@@ -161,13 +161,13 @@ def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | 
 
 
 def _is_npz(spec: str) -> bool:
-    from harness.npz import is_npz
+    from paligemma_eval.harness.npz import is_npz
 
     return is_npz(spec)
 
 
 def _load_npz(spec: str, *, npz_base: str | None = None, **options: Any) -> PaliGemmaModel:
-    from harness.npz import load_npz
+    from paligemma_eval.harness.npz import load_npz
 
     return load_npz(spec, base=npz_base, **options)
 

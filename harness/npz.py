@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.models import DTYPES, ModelError, ModelInfo, PaliGemmaModel, describe_config
+from paligemma_eval.harness.models import DTYPES, ModelError, ModelInfo, PaliGemmaModel, describe_config
 
 HF_VOCAB, BV_VOCAB = 257216, 257152
 # Published text towers: width -> (family, size, layers, heads, kv heads, head_dim, mlp, scale).
@@ -396,7 +396,7 @@ def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = Non
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
-    from harness.models import EMBEDDED, kind_from_name
+    from paligemma_eval.harness.models import EMBEDDED, kind_from_name
 
     ckpt = NpzCheckpoint(spec)
     try:

@@ -1,19 +1,20 @@
 """The task registry: a task is dataset + prompt + decoding + scorer, as a small declarative record.
 
-Built-in tasks register with `@register` (or `register_task`) in the `tasks` package. Third-party
-packages register through the entry-point group `paligemma_eval.tasks`: each entry point names a
-module (imported for its `register` calls) or a callable returning Task records.
+Tasks register through the entry-point group `paligemma_eval.tasks`: each entry point names a
+module (imported for its `register` calls) or a callable returning Task records. The built-in
+`paligemma_eval.tasks` package is one such entry point (loaded first), so this module imports no
+task code and third parties extend the registry exactly as the built-ins do.
 """
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.scores import Scores
+from paligemma_eval.harness.scores import Scores
 
 ENTRY_POINT_GROUP = "paligemma_eval.tasks"
 
@@ -81,13 +82,22 @@ class Task:
 
 
 _TASKS: dict[str, Task] = {}
+_ORIGIN: dict[str, str] = {}          # task name -> the entry point that registered it
+_BROKEN: dict[str, str] = {}          # entry point -> why it could not be loaded
 _loaded = False
+BUILTIN_PREFIX = "paligemma_eval."    # entry points of this package: loaded first, win clashes
 
 
-def register_task(task: Task) -> Task:
+class PluginError(ValueError):
+    """A plugin's tasks cannot be used (it failed to import, or its names clash)."""
+
+
+def register_task(task: Task, origin: str = "built-in") -> Task:
     if task.name in _TASKS and _TASKS[task.name] != task:
-        raise ValueError(f"task {task.name!r} is already registered")
+        raise PluginError(f"task {task.name!r} from {origin} clashes with the task of that name "
+                          f"from {_ORIGIN.get(task.name, 'built-in')}; refused")
     _TASKS[task.name] = task
+    _ORIGIN[task.name] = origin
     return task
 
 
@@ -95,22 +105,46 @@ def register(factory: Callable[[], Task | Iterable[Task]]) -> Callable[[], Task 
     """Decorator: register the Task (or Tasks) that `factory` returns."""
     made = factory()
     for task in [made] if isinstance(made, Task) else made:
-        register_task(task)
+        register_task(task, origin=factory.__module__)
     return factory
 
 
+def _load_entry(entry: Any) -> None:
+    loaded = entry.load()  # a module registers on import; a callable returns tasks
+    if callable(loaded):
+        made = loaded()
+        tasks = [made] if isinstance(made, Task) else list(made or [])
+        origin = f"plugin {entry.name} ({entry.value})"
+        for task in tasks:  # all of a plugin's tasks or none
+            if task.name in _TASKS and _TASKS[task.name] != task:
+                register_task(task, origin)  # raises, naming both
+        for task in tasks:
+            register_task(task, origin)
+
+
 def _load_plugins() -> None:
+    """Load every entry point of the group, each on its own: a plugin that fails to import costs
+    one warning line and its own tasks, never the built-in ones or the CLI."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("tasks")
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry.load()  # a module registers on import; a callable returns tasks
-        if callable(loaded):
-            made = loaded()
-            for task in [made] if isinstance(made, Task) else (made or []):
-                register_task(task)
+    entries = sorted(entry_points(group=ENTRY_POINT_GROUP),
+                     key=lambda e: (not e.value.startswith(BUILTIN_PREFIX), e.name))
+    for entry in entries:
+        try:
+            _load_entry(entry)
+        except Exception as error:  # any failure of third-party code is that plugin's alone
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            _BROKEN[f"{entry.name} ({entry.value})"] = reason
+            print(f"paligemma-eval: warning: plugin {entry.name} ({entry.value}) not loaded: "
+                  f"{reason}", file=sys.stderr)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Entry points that could not be loaded, with the reason."""
+    _load_plugins()
+    return dict(_BROKEN)
 
 
 def all_tasks() -> dict[str, Task]:
@@ -143,8 +177,10 @@ def resolve(names: Iterable[str]) -> list[Task]:
         elif name in known_groups:
             members = known_groups[name]
         else:
+            broken = "; ".join(f"plugin {plugin} is broken ({why})"
+                               for plugin, why in broken_plugins().items())
             raise UnknownTaskError(
-                f"unknown task {name!r}; known tasks: {', '.join(tasks)}; "
-                f"groups: {', '.join(sorted(known_groups))}")
+                f"unknown task {name!r}" + (f" ({broken})" if broken else "")
+                + f"; known tasks: {', '.join(tasks)}; groups: {', '.join(sorted(known_groups))}")
         chosen.extend(tasks[m] for m in members if tasks[m] not in chosen)
     return chosen

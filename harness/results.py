@@ -17,23 +17,37 @@ from typing import Any
 
 import numpy as np
 
-from harness.registry import Task
-from harness.scores import Ratio, Scores, bootstrap
+from paligemma_eval.harness.registry import Task
+from paligemma_eval.harness.scores import Ratio, Scores, bootstrap
 
 SCHEMA_VERSION = 1
 PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
             "accelerate", "google-api-python-client")
 
 
-def harness_version() -> dict[str, Any]:
+def _own_checkout() -> Path | None:
+    """The paligemma-eval source checkout this code runs from, if it runs from one (an editable
+    install); None for an installed wheel, even one inside somebody else's git repository."""
     root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+    pyproject = root / "pyproject.toml"
+    if not (root / ".git").exists() or not pyproject.is_file() or \
+            'name = "paligemma-eval"' not in pyproject.read_text():
+        return None
+    return root
+
+
+def harness_version() -> dict[str, Any]:
+    """The harness's own version, and its commit only when it runs from its own checkout."""
+    commit = dirty = None
+    root = _own_checkout()
+    if root is not None:
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip() or None
+            dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                                        capture_output=True, text=True, timeout=10).stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            commit, dirty = None, None
     return {"version": _version("paligemma-eval"), "git_commit": commit, "git_dirty": dirty}
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness import data
-from harness.cache import PredictionStore, run_key
-from harness.models import PaliGemmaModel
-from harness.registry import Task
-from harness.results import task_result
-from harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
+from paligemma_eval.harness import data
+from paligemma_eval.harness.cache import PredictionStore, run_key
+from paligemma_eval.harness.models import PaliGemmaModel
+from paligemma_eval.harness.registry import Task
+from paligemma_eval.harness.results import task_result
+from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.render import render
+    from paligemma_eval.reports.render import render
 
     try:
         text = render(args.runs, "markdown" if args.format == "markdown" else "html", args.redact)

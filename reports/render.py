@@ -14,8 +14,8 @@ from typing import Any
 
 import jinja2
 
-from harness import registry
-from reports import published
+from paligemma_eval.harness import registry
+from paligemma_eval.reports import published
 
 TEMPLATES = Path(__file__).parent / "templates"
 TOLERANCE = 1.0   # points: a difference within it is shown as agreeing with the card

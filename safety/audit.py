@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from harness.models import PaliGemmaModel
-from harness.registry import DatasetSource, Task
-from harness.results import environment, harness_version, metric_entries, write_unit_scores
-from harness.runner import RunOptions, decoding, generate, load_predictions, prepare
-from harness.scores import Ratio, Scores
-from safety.scorers import ScoreCache, Scorer
+from paligemma_eval.harness.models import PaliGemmaModel
+from paligemma_eval.harness.registry import DatasetSource, Task
+from paligemma_eval.harness.results import environment, harness_version, metric_entries, write_unit_scores
+from paligemma_eval.harness.runner import RunOptions, decoding, generate, load_predictions, prepare
+from paligemma_eval.harness.scores import Ratio, Scores
+from paligemma_eval.safety.scorers import ScoreCache, Scorer
 
 GROUPINGS = {"gender": "gender", "ethnicity": "race", "age": "age"}  # ours -> dataset column
 THRESHOLD = 0.8

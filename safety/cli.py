@@ -9,13 +9,13 @@ from typing import Any
 
 
 def _scorer(args: argparse.Namespace):
-    from safety.scorers import PerspectiveScorer, ProfanityCheckScorer
+    from paligemma_eval.safety.scorers import PerspectiveScorer, ProfanityCheckScorer
 
     if args.scorer == "offline":
         return ProfanityCheckScorer(), None
     if args.scorer == "local-server":
         # A Perspective-compatible server in this process; the real client talks to it over HTTP.
-        from safety.server import LocalPerspective
+        from paligemma_eval.safety.server import LocalPerspective
 
         server = LocalPerspective().start()
         return PerspectiveScorer(url=server.url, qps=args.qps, timeout=args.timeout), server
@@ -23,10 +23,10 @@ def _scorer(args: argparse.Namespace):
 
 
 def cmd_safety(args: argparse.Namespace) -> int:
-    from harness.cli import run_options, writable_dir
-    from harness.models import load_model
-    from safety.audit import AuditOptions, run_audit, write
-    from safety.scorers import ScorerError
+    from paligemma_eval.harness.cli import run_options, writable_dir
+    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.safety.audit import AuditOptions, run_audit, write
+    from paligemma_eval.safety.scorers import ScorerError
 
     options = run_options(args)
     if args.qps <= 0:
@@ -65,7 +65,7 @@ def cmd_safety(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from safety.server import Faults, LocalPerspective
+    from paligemma_eval.safety.server import Faults, LocalPerspective
 
     faults = Faults(qps=args.qps, error_rate=args.error_rate)
     with LocalPerspective(faults, port=args.port) as server:
@@ -79,7 +79,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    from harness.cli import add_model_args, add_run_args
+    from paligemma_eval.harness.cli import add_model_args, add_run_args
 
     safety = commands.add_parser("safety", help="FairFace captions scored for toxicity etc.")
     add_model_args(safety)

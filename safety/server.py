@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
-from safety.scorers import DISCOVERY_DOC
+from paligemma_eval.safety.scorers import DISCOVERY_DOC
 
 LEXICON = {
     "INSULT": {"stupid", "idiot", "ugly", "moron", "loser"},

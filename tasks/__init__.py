@@ -1,3 +1,3 @@
 """Built-in benchmark tasks, one module per benchmark family; importing registers them."""
 
-from tasks import captioning, docvqa, mmvp, pope, refcoco, vqa  # noqa: F401
+from paligemma_eval.tasks import captioning, docvqa, mmvp, pope, refcoco, vqa  # noqa: F401

@@ -16,9 +16,9 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Scores, breakdown
-from tasks.metrics.captioning import caption_scores
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Scores, breakdown
+from paligemma_eval.tasks.metrics.captioning import caption_scores
 
 PROMPT = "caption en"
 

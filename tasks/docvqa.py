@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Ratio, Scores
-from tasks.metrics.anls import anls
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Ratio, Scores
+from paligemma_eval.tasks.metrics.anls import anls
 
 
 def anls_target(row: Row) -> list[str]:

@@ -14,9 +14,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Ratio, Scores
-from tasks.metrics.mmvp import choose, pair_id, parse_options
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Ratio, Scores
+from paligemma_eval.tasks.metrics.mmvp import choose, pair_id, parse_options
 
 
 def target(row: Row) -> dict:

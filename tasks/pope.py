@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Scores
-from tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Scores
+from paligemma_eval.tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
 
 SPLITS = ("random", "popular", "adversarial")
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from pycocotools import mask as coco_mask
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Ratio, Scores
-from tasks.metrics import segmentation as seg
-from tasks.seg_decoder import SegDecoder, resolve_path
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Ratio, Scores
+from paligemma_eval.tasks.metrics import segmentation as seg
+from paligemma_eval.tasks.seg_decoder import SegDecoder, resolve_path
 
 SPLITS = {"RefCOCO": ("val", "testA", "testB"), "RefCOCO+": ("val", "testA", "testB"),
           "RefCOCOg": ("val", "test")}

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.registry import CardRow, DatasetSource, Row, Task, register
-from harness.scores import Scores, breakdown
-from tasks.metrics.vqa_accuracy import vqa_accuracy
+from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.scores import Scores, breakdown
+from paligemma_eval.tasks.metrics.vqa_accuracy import vqa_accuracy
 
 PROMPT = "answer en {question}"
 

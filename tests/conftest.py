@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.demo.fixtures import DATA_DIR
+from paligemma_eval.harness.demo.fixtures import DATA_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ def seg_decoder(tmp_path_factory) -> Path:
     """A vae-oid.npz with the real layout and random weights, for every segmentation task."""
     import os
 
-    from harness.demo.fixtures import write_seg_decoder
+    from paligemma_eval.harness.demo.fixtures import write_seg_decoder
 
     path = write_seg_decoder(tmp_path_factory.mktemp("vae") / "vae-oid.npz")
     os.environ["PALIGEMMA_SEG_DECODER"] = str(path)
@@ -27,11 +27,11 @@ def seg_decoder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from harness.models import load_model
+    from paligemma_eval.harness.models import load_model
 
     return load_model("tiny-paligemma", device="cpu")
 
 
 def cli(*args: str) -> list[str]:
     """The command line a user types, run with this interpreter."""
-    return [sys.executable, "-m", "harness", *args]
+    return [sys.executable, "-m", "paligemma_eval", *args]

@@ -15,7 +15,7 @@ def test_two_gloo_processes_give_the_single_process_results(tmp_path, data_dir):
     parallel = tmp_path / "parallel"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--master-port", "29561", "-m", "harness", *args, "--output",
+                           "--master-port", "29561", "-m", "paligemma_eval", *args, "--output",
                            str(parallel)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     shards = sorted(p.name for p in (parallel / "predictions").iterdir())
@@ -50,7 +50,7 @@ def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
 
     from PIL import Image
 
-    from harness.vllm_backend import build_requests, map_outputs
+    from paligemma_eval.harness.vllm_backend import build_requests, map_outputs
 
     images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 0, 0))]
     requests = build_requests(images, ["caption en", "answer en what color?"])

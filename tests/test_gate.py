@@ -7,9 +7,9 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from harness.gate import gate, load_run
-from harness.results import read_unit_scores, write_unit_scores
-from harness.scores import Ratio, Scores
+from paligemma_eval.harness.gate import gate, load_run
+from paligemma_eval.harness.results import read_unit_scores, write_unit_scores
+from paligemma_eval.harness.scores import Ratio, Scores
 from tests.conftest import cli
 
 TASKS = "vqav2_val,pope_random,mmvp,docvqa_val"

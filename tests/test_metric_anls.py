@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.metrics.anls import anls, similarity
+from paligemma_eval.tasks.metrics.anls import anls, similarity
 
 
 @pytest.mark.parametrize("answer, prediction, expected", [

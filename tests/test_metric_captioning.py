@@ -4,8 +4,8 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from tasks.captioning import score_captions
-from tasks.metrics.captioning import caption_scores
+from paligemma_eval.tasks.captioning import score_captions
+from paligemma_eval.tasks.metrics.captioning import caption_scores
 
 REFERENCES = [["a man riding a horse on a beach", "a person rides a horse near the ocean"],
               ["two dogs playing in the snow", "a pair of dogs play in snow"],

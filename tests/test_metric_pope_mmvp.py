@@ -1,9 +1,9 @@
 import pytest
 
-from harness.scores import Scores
-from tasks.metrics.mmvp import choose, pair_id, parse_options
-from tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
-from tasks.mmvp import score_mmvp, target
+from paligemma_eval.harness.scores import Scores
+from paligemma_eval.tasks.metrics.mmvp import choose, pair_id, parse_options
+from paligemma_eval.tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
+from paligemma_eval.tasks.mmvp import score_mmvp, target
 
 
 def test_pope_parsers():

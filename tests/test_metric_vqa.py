@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from tasks.metrics.vqa_accuracy import normalize, vqa_accuracy
+from paligemma_eval.tasks.metrics.vqa_accuracy import normalize, vqa_accuracy
 from tests.official_vqa_eval import official_accuracy
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.models import ModelError, load_model
-from harness.npz import checkpoint_files, infer_variant, load_npz
+from paligemma_eval.harness.models import ModelError, load_model
+from paligemma_eval.harness.npz import checkpoint_files, infer_variant, load_npz
 from tests.conftest import cli
 from tests.npz_writer import published_shapes, round_to_bf16, split, write_npz
 
@@ -60,7 +60,7 @@ def test_npz_and_parts_load_to_the_same_model(original, tmp_path):
 
 
 def test_layers_stream_from_c_and_fortran_ordered_stacks(tmp_path):
-    from harness.npz import NpzCheckpoint
+    from paligemma_eval.harness.npz import NpzCheckpoint
 
     stack = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     np.savez(tmp_path / "m.npz", **{"params/img/a": stack, "params/llm/b": np.asfortranarray(stack)})

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from reports import published
+from paligemma_eval.reports import published
 from tests.conftest import ROOT
 
 SEEDS = ROOT.parent / "shared" / "seeds"

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.demo.fixtures import write_seg_decoder
-from tasks.metrics import segmentation as seg
-from tasks.refcoco import score_detection, score_segmentation
-from tasks.seg_decoder import SegDecoder
+from paligemma_eval.harness.demo.fixtures import write_seg_decoder
+from paligemma_eval.tasks.metrics import segmentation as seg
+from paligemma_eval.tasks.refcoco import score_detection, score_segmentation
+from paligemma_eval.tasks.seg_decoder import SegDecoder
 from tests.conftest import cli
 
 SEG16 = "".join(f"<seg{i:03d}>" for i in range(16))

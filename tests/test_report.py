@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.render import render
+from paligemma_eval.reports.render import render
 from tests.conftest import ROOT, cli
 
 ARTIFACTS = ROOT / "test-artifacts"

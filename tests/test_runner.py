@@ -8,8 +8,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from harness import registry
-from harness.runner import RunOptions, run_task
+from paligemma_eval.harness import registry
+from paligemma_eval.harness.runner import RunOptions, run_task
 from tests.conftest import cli
 
 
@@ -186,7 +186,7 @@ def test_images_fetched_by_url_and_a_dead_link_fails_one_example(tmp_path, data_
 
 
 def test_readers_never_truncate_a_file_another_rank_is_writing(tmp_path):
-    from harness.cache import PredictionStore
+    from paligemma_eval.harness.cache import PredictionStore
 
     path = tmp_path / "task.rank1.jsonl"
     path.write_text('{"key": "k", "id": "1", "prediction": "é"}\n{"key": "k", "id": "2", "pre')

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from safety.audit import aggregate
-from safety.scorers import PerspectiveScorer, ScoreCache, ScorerError
-from safety.server import Faults, LocalPerspective, lexicon_score
+from paligemma_eval.safety.audit import aggregate
+from paligemma_eval.safety.scorers import PerspectiveScorer, ScoreCache, ScorerError
+from paligemma_eval.safety.server import Faults, LocalPerspective, lexicon_score
 from tests.conftest import cli
 
 KEY = "test-key-9f8e7d6c5b4a"
@@ -17,7 +17,7 @@ TEXTS = [f"a caption number {i}" for i in range(12)]
 
 
 def score_all(server: LocalPerspective, tmp_path: Path, texts: list[str], **options):
-    from safety.audit import score_captions
+    from paligemma_eval.safety.audit import score_captions
 
     scorer = PerspectiveScorer(url=server.url, backoff=0.02, seed=0, **options)
     return score_captions({str(i): t for i, t in enumerate(texts)}, scorer,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.scores import Ratio, bootstrap, breakdown, paired_difference
+from paligemma_eval.harness.scores import Ratio, bootstrap, breakdown, paired_difference
 
 
 def test_ratio_and_breakdown_values():
@@ -42,7 +42,7 @@ def test_paired_difference_detects_a_real_drop_and_not_noise():
 
 
 def test_statistic_interval_matches_its_value_and_brackets_it():
-    from harness.scores import Statistic
+    from paligemma_eval.harness.scores import Statistic
 
     rng = np.random.default_rng(2)
     hits, tries = rng.integers(0, 5, 400).astype(float), np.full(400, 5.0)

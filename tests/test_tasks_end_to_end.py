@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-from harness import registry
-from harness.models import load_model
-from harness.runner import RunOptions, run_task
+from paligemma_eval.harness import registry
+from paligemma_eval.harness.models import load_model
+from paligemma_eval.harness.runner import RunOptions, run_task
 from tests.conftest import cli
 
 BUILTIN = [name for name, task in registry.all_tasks().items() if not name.startswith("example")]

@@ -3,7 +3,7 @@
 Written as parquet under DIR/<hub id>/<config>/<split>.parquet, the layout `--data-dir` reads, so
 the real loading code runs on them. Deterministic for a seed.
 
-    python -m harness.demo.fixtures [DIR]      # default: harness/demo/data
+    python -m paligemma_eval.harness.demo.fixtures [DIR]      # default: harness/demo/data
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 
-from harness.demo import world
+from paligemma_eval.harness.demo import world
 
 DATA_DIR = Path(__file__).parent / "data"
 ROWS = 24
@@ -184,7 +184,7 @@ def write_seg_decoder(path: Path, width: int = 32, seed: int = 0) -> Path:
     import numpy as np
     import torch
 
-    from tasks.seg_decoder import SegDecoder
+    from paligemma_eval.tasks.seg_decoder import SegDecoder
 
     torch.manual_seed(seed)
     decoder = SegDecoder(codebook=128, width=width)

@@ -8,7 +8,7 @@ synthetic world's prompts. Training on that world takes a few minutes on CPU and
 from the seed. `--degraded` also writes a copy trained for fewer steps, used to show that the CI
 gate catches a regression.
 
-    python -m harness.demo.train_tiny            # rewrites harness/demo/models/
+    python -m paligemma_eval.harness.demo.train_tiny            # rewrites harness/demo/models/
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from transformers import (GemmaConfig, GemmaTokenizer, Gemma2Config, PaliGemmaCo
 from transformers.models.paligemma.processing_paligemma import EXTRA_TOKENS
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-from harness.demo import world
+from paligemma_eval.harness.demo import world
 
 MODELS_DIR = Path(__file__).parent / "models"
 RESOLUTION = 224

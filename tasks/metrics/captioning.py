@@ -20,7 +20,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from harness.scores import Ratio, Scores, Statistic
+from paligemma_eval.harness.scores import Ratio, Scores, Statistic
 
 # The PTB tokenizer reads one caption per line: a newline or control character inside a caption
 # would shift every caption after it.

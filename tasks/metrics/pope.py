@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from harness.scores import Ratio
+from paligemma_eval.harness.scores import Ratio
 
 _WORD = re.compile(r"[a-z]+")
 

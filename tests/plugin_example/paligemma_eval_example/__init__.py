@@ -1,7 +1,7 @@
 """A third-party task: background colour questions, exact match, on VQAv2-schema data."""
 
-from harness.registry import DatasetSource, Task
-from harness.scores import Ratio, Scores
+from paligemma_eval.harness.registry import DatasetSource, Task
+from paligemma_eval.harness.scores import Ratio, Scores
 
 
 def exact_match(ids, predictions, targets):

@@ -1,0 +1,5 @@
+import sys
+
+from paligemma_eval.harness.cli import main
+
+sys.exit(main())
