@@ -18,16 +18,8 @@ $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
 	$(PY) -m pip install -q -e tests/plugin_example
 	touch $@
 
-# The real vae-oid.npz cannot be fetched here: the demo uses one with its layout and random weights.
-$(DEMO_OUT)/vae-oid-fixture.npz: $(VENV)/.installed
-	$(PY) -c "from pathlib import Path; from paligemma_eval.harness.demo.fixtures import write_seg_decoder; write_seg_decoder(Path('$@'))"
-
-demo: $(VENV)/.installed $(DEMO_OUT)/vae-oid-fixture.npz
-	$(CLI) run --model tiny-paligemma --tasks all --data-dir $(DATA) --seg-decoder $(DEMO_OUT)/vae-oid-fixture.npz --output $(DEMO_OUT)/tiny-paligemma
-	$(CLI) run --model tiny-paligemma2 --tasks all --data-dir $(DATA) --seg-decoder $(DEMO_OUT)/vae-oid-fixture.npz --output $(DEMO_OUT)/tiny-paligemma2
-	# Safety suite against the built-in Perspective-compatible server (deterministic, NOT Perspective).
-	$(CLI) safety --model tiny-paligemma --data-dir $(DATA) --scorer local-server --qps 50 --output $(DEMO_OUT)/tiny-paligemma
-	$(CLI) report $(DEMO_OUT)/tiny-paligemma $(DEMO_OUT)/tiny-paligemma2 --output $(DEMO_OUT)/report.html
+demo: $(VENV)/.installed
+	$(CLI) demo --output $(DEMO_OUT)
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider

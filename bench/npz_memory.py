@@ -45,7 +45,7 @@ def main() -> None:
     from transformers import (Gemma2Config, PaliGemmaConfig, PaliGemmaForConditionalGeneration,
                               SiglipVisionConfig)
 
-    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.harness.loading import load_model
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.npz_writer import split, write_npz
 

@@ -20,7 +20,7 @@ import torch
 
 from paligemma_eval.harness import data, registry
 from paligemma_eval.harness.demo import fixtures
-from paligemma_eval.harness.models import load_model
+from paligemma_eval.harness.loading import load_model
 from paligemma_eval.harness.runner import RunOptions, prepare, run_task
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from paligemma_eval.harness import registry
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported on stderr with exit status 2, before any model loads."""
+from paligemma_eval.harness.errors import InputError, UsageError
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -40,6 +39,20 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {metric:<14}  {task.source.describe()}")
     for group, members in sorted(registry.groups().items()):
         print(f"group {group}: {', '.join(members)}")
+    for plugin, reason in registry.broken_plugins().items():
+        print(f"broken plugin {plugin}: {reason}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from paligemma_eval.harness.npz import load_npz
+
+    model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base)
+    args.output.mkdir(parents=True, exist_ok=True)
+    model.model.save_pretrained(args.output)
+    model.processor.save_pretrained(args.output)
+    info = model.info
+    print(f"{info.family} {info.size} {info.resolution}px ({info.dtype}) -> {args.output}")
     return 0
 
 
@@ -84,7 +97,7 @@ def run_options(args: argparse.Namespace, **extra: object):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from paligemma_eval.harness import distributed
-    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.harness.loading import load_model
     from paligemma_eval.harness.results import write_results
     from paligemma_eval.harness.runner import run_task
 
@@ -194,20 +207,27 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--seed", type=int, default=0)
     score.set_defaults(func=cmd_score)
 
-    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.npz"):
+    convert = commands.add_parser("convert", help="big_vision .npz -> transformers safetensors")
+    convert.add_argument("checkpoint", type=Path, help=".npz, first .part file, or parts folder")
+    convert.add_argument("--output", required=True, type=Path,
+                         help="directory for the transformers checkpoint")
+    convert.add_argument("--npz-base", help="transformers checkpoint of the same variant "
+                                            "(tokenizer, processor, config extras)")
+    convert.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                         default="bfloat16", help="default: %(default)s")
+    convert.set_defaults(func=cmd_convert)
+
+    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli"):
         importlib.import_module(f"paligemma_eval.{module}").add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from paligemma_eval.harness.data import DatasetError
-    from paligemma_eval.harness.models import ModelError
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, registry.UnknownTaskError, DatasetError, ModelError) as error:
+    except (InputError, registry.UnknownTaskError) as error:
         print(f"paligemma-eval {args.command}: error: {error}", file=sys.stderr)
         return 2
 

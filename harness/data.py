@@ -17,11 +17,8 @@ from typing import Any
 import datasets
 from PIL import Image
 
+from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource
-
-
-class DatasetError(ValueError):
-    pass
 
 
 @dataclass

@@ -1,20 +1,20 @@
 """Loading any PaliGemma / PaliGemma 2 checkpoint and generating from it in batches.
 
-Family, size and resolution are read from the config, never from the name. Checkpoint formats
-are loaders tried in order (`LOADERS`): a transformers directory or hub id here; big_vision .npz
-files plug in as another loader.
+Family, size and resolution are read from the config, never from the name. `load_transformers`
+reads a transformers directory or hub id; harness/loading.py picks the loader for a checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
+
+from paligemma_eval.harness.errors import ModelError
 
 EMBEDDED_DIR = Path(__file__).parent / "demo" / "models"
 EMBEDDED = {p.name: p for p in sorted(EMBEDDED_DIR.glob("tiny-*"))}
@@ -23,10 +23,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Text tower width -> published size, per family (REFERENCE.md's configs).
 _SIZES = {("paligemma", 2048): "3B", ("paligemma2", 2304): "3B", ("paligemma2", 3584): "10B",
           ("paligemma2", 4608): "28B"}
-
-
-class ModelError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -125,7 +121,7 @@ def _is_transformers_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
+def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
                        revision: str | None, kind: str | None, **_: Any) -> PaliGemmaModel:
     from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
@@ -158,37 +154,3 @@ def _load_transformers(spec: str, *, dtype: str, device: str, device_map: str | 
                                    kind_from_name(path.name if path.exists() else name)),
                      embedded=spec in EMBEDDED, **describe_config(config, n_parameters))
     return PaliGemmaModel(model, processor, info)
-
-
-def _is_npz(spec: str) -> bool:
-    from paligemma_eval.harness.npz import is_npz
-
-    return is_npz(spec)
-
-
-def _load_npz(spec: str, *, npz_base: str | None = None, **options: Any) -> PaliGemmaModel:
-    from paligemma_eval.harness.npz import load_npz
-
-    return load_npz(spec, base=npz_base, **options)
-
-
-# (accepts(spec) -> bool, load(spec, **options) -> PaliGemmaModel), tried in order.
-LOADERS: list[tuple[Callable[[str], bool], Callable[..., PaliGemmaModel]]] = [
-    (_is_npz, _load_npz),
-    (lambda spec: True, _load_transformers),
-]
-
-
-def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
-               device_map: str | None = None, revision: str | None = None,
-               kind: str | None = None, npz_base: str | None = None) -> PaliGemmaModel:
-    """Load a checkpoint: embedded short name, local directory, hub id or big_vision .npz."""
-    device = resolve_device(device)
-    dtype = dtype or default_dtype(device)
-    if dtype not in DTYPES:
-        raise ModelError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    for accepts, loader in LOADERS:
-        if accepts(spec):
-            return loader(spec, dtype=dtype, device=device, device_map=device_map,
-                          revision=revision, kind=kind, npz_base=npz_base)
-    raise ModelError(f"no loader accepts {spec!r}")

@@ -14,12 +14,10 @@ Gemma / Gemma 2 text layers stacked on a leading layer axis, bfloat16 stored as 
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import io
 import itertools
 import re
-import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from paligemma_eval.harness.models import DTYPES, ModelError, ModelInfo, PaliGemmaModel, describe_config
+from paligemma_eval.harness.errors import ModelError
+from paligemma_eval.harness.models import DTYPES, ModelInfo, PaliGemmaModel, describe_config
 
 HF_VOCAB, BV_VOCAB = 257216, 257152
 # Published text towers: width -> (family, size, layers, heads, kv heads, head_dim, mlp, scale).
@@ -473,27 +472,3 @@ def is_npz(spec: str) -> bool:
     path = Path(spec)
     return path.suffix == ".npz" or bool(_PART.match(path.name)) or \
         (path.is_dir() and any(_PART.match(p.name) for p in path.iterdir()))
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    try:
-        model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base)
-    except ModelError as error:
-        print(f"paligemma-eval convert: error: {error}", file=sys.stderr)
-        return 2
-    args.output.mkdir(parents=True, exist_ok=True)
-    model.model.save_pretrained(args.output)
-    model.processor.save_pretrained(args.output)
-    info = model.info
-    print(f"{info.family} {info.size} {info.resolution}px ({info.dtype}) -> {args.output}")
-    return 0
-
-
-def add_commands(commands: Any) -> None:
-    convert = commands.add_parser("convert", help="big_vision .npz -> transformers safetensors")
-    convert.add_argument("checkpoint", type=Path, help=".npz, first .part file, or parts folder")
-    convert.add_argument("--output", required=True, type=Path)
-    convert.add_argument("--npz-base", help="transformers checkpoint of the same variant "
-                                            "(tokenizer, processor, config extras)")
-    convert.add_argument("--dtype", choices=list(DTYPES), default="bfloat16")
-    convert.set_defaults(func=cmd_convert)

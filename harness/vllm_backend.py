@@ -14,7 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from paligemma_eval.harness.models import DTYPES, ModelError, ModelInfo, describe_config, kind_from_name
+from paligemma_eval.harness.errors import ModelError
+from paligemma_eval.harness.models import DTYPES, ModelInfo, describe_config, kind_from_name
 
 
 def build_requests(images: list[Image.Image], prompts: list[str]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ def _scorer(args: argparse.Namespace):
 
 def cmd_safety(args: argparse.Namespace) -> int:
     from paligemma_eval.harness.cli import run_options, writable_dir
-    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.harness.loading import load_model
     from paligemma_eval.safety.audit import AuditOptions, run_audit, write
     from paligemma_eval.safety.scorers import ScorerError
 

@@ -27,7 +27,7 @@ def seg_decoder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from paligemma_eval.harness.models import load_model
+    from paligemma_eval.harness.loading import load_model
 
     return load_model("tiny-paligemma", device="cpu")
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from paligemma_eval.harness.models import ModelError, load_model
+from paligemma_eval.harness.errors import ModelError
+from paligemma_eval.harness.loading import load_model
 from paligemma_eval.harness.npz import checkpoint_files, infer_variant, load_npz
 from tests.conftest import cli
 from tests.npz_writer import published_shapes, round_to_bf16, split, write_npz

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.models import load_model
+from paligemma_eval.harness.loading import load_model
 from paligemma_eval.harness.runner import RunOptions, run_task
 from tests.conftest import cli
 

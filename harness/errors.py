@@ -1,0 +1,21 @@
+"""Errors that mean "bad input": the CLI prints them as one line and exits 2.
+
+Kept apart from the modules that raise them so that the CLI can catch them without importing
+torch or datasets (start-up time of the CI verbs).
+"""
+
+
+class InputError(ValueError):
+    """An input the tool cannot use: reported on one line, exit status 2."""
+
+
+class UsageError(InputError):
+    """Bad command-line input, found before any model loads."""
+
+
+class DatasetError(InputError):
+    """A dataset that is missing, empty, malformed or lacks a column a task needs."""
+
+
+class ModelError(InputError):
+    """A checkpoint that cannot be loaded as PaliGemma."""
