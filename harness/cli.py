@@ -32,11 +32,17 @@ def writable_dir(path: Path) -> Path:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from paligemma_eval.reports.published import card_rows
+
     tasks = registry.all_tasks()
     width = max(len(n) for n in tasks)
+    cards = card_rows()
     for name, task in tasks.items():
         metric = task.headline or ("submission file" if task.submission else "-")
-        print(f"{name:<{width}}  {metric:<14}  {task.source.describe()}")
+        rows = "; ".join(f"{e['card']}: {e['benchmark']}" for e in cards.get(name, [])) or \
+            "no card row"
+        print(f"{name:<{width}}  {metric:<16}  {task.source.describe()}  |  rule: "
+              f"{task.rule or '-'}  |  card: {rows}")
     for group, members in sorted(registry.groups().items()):
         print(f"group {group}: {', '.join(members)}")
     for plugin, reason in registry.broken_plugins().items():

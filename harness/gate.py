@@ -67,19 +67,18 @@ def load_run(path: Path) -> Run:
 
 
 def published_run(candidate: Run) -> Run:
-    """A baseline made of the cards' numbers for the candidate's variant."""
-    from paligemma_eval.harness import registry
+    """A baseline made of the card numbers that reports/card_rows.json pairs with the candidate's
+    tasks (same benchmark, split and rule), for its variant; none for a demo or unknown model."""
     from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
     tasks = {}
-    for name in candidate.tasks:
-        task = registry.all_tasks().get(name)
-        for row in task.published if task else ():
-            found = published.value(row.benchmark, variant)
+    for name, result in candidate.tasks.items():
+        for metric in result.get("metrics", {}):
+            found = published.card_value(name, metric, candidate.model)
             if found:
-                tasks.setdefault(name, {"metrics": {}, "source": f"{found[1]} card"})
-                tasks[name]["metrics"][row.metric] = {"value": found[0] / row.scale}
+                tasks.setdefault(name, {"metrics": {}, "source": f"{found['card']} card"})
+                tasks[name]["metrics"][metric] = {"value": found["value"]}
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
                              f"{', '.join(candidate.tasks)}")

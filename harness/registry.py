@@ -38,15 +38,6 @@ class DatasetSource:
 
 
 @dataclass(frozen=True)
-class CardRow:
-    """A published number this task reproduces: a row of a model card's table (reports/published.json)."""
-
-    benchmark: str   # the row label as the card prints it, e.g. "VQAv2 (minival)"
-    metric: str      # our metric that the row reports, e.g. "accuracy"
-    scale: float = 100.0  # cards print percentages; our metrics are fractions
-
-
-@dataclass(frozen=True)
 class Task:
     """One benchmark task. `prompt` is a str.format template over the dataset row's columns."""
 
@@ -64,8 +55,13 @@ class Task:
     num_beams: int = 1
     description: str = ""
     groups: tuple[str, ...] = ()
-    published: tuple[CardRow, ...] = ()
-    metric: str = ""                      # headline metric; default: the first card row's
+    metric: str = ""                      # headline metric
+    # How the headline is computed, in words: "big_vision vqa evaluator", "official VQA", ...
+    # Which card rows a task may sit beside is data: reports/card_rows.json.
+    rule: str = ""
+    # Image resize before the processor: "bilinear-antialias" (big_vision's resize(res,
+    # antialias=True)), "bilinear" (no antialias), or "processor" (the processor's own).
+    resize: str = "processor"
     # Test-server-only splits: `run` writes this official submission file instead of a score.
     submission: Callable[[list[dict]], Any] | None = None
     # Several examples per dataset row (e.g. one per referring expression): row -> rows.
@@ -78,7 +74,7 @@ class Task:
 
     @property
     def headline(self) -> str:
-        return self.metric or (self.published[0].metric if self.published else "")
+        return self.metric
 
 
 _TASKS: dict[str, Task] = {}

@@ -81,8 +81,8 @@ def task_result(task: Task, dataset: dict, scored: list[str], scores: Scores | N
         "dataset": dataset,
         "prompt": task.prompt,
         "headline": task.headline,
-        "published": [{"benchmark": r.benchmark, "metric": r.metric, "scale": r.scale}
-                      for r in task.published],
+        "rule": task.rule,
+        "resize": task.resize,
         "n_examples": len(scored) + len(failed),
         "n_scored": len(scored),
         "metrics": metric_entries(scores, resamples, seed) if scores else {},

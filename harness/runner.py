@@ -147,7 +147,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
         for example_id in batch_ids:
             try:
                 cell = prepared.rows[row_of[example_id]][task.image_column]
-                images.append(data.decode_image(cell))
+                images.append(data.resize(data.decode_image(cell), model.info.resolution,
+                                          task.resize))
                 good.append(example_id)
             except Exception as error:  # any undecodable image fails that example only
                 bad[example_id] = f"image: {type(error).__name__}: {error}"

@@ -12,7 +12,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from paligemma_eval.reports.render import render
 
     try:
-        text = render(args.runs, "markdown" if args.format == "markdown" else "html", args.redact)
+        text = render(args.runs, "markdown" if args.format == "markdown" else "html", args.redact,
+                      args.label)
     except FileNotFoundError as error:
         print(f"paligemma-eval report: error: {error}", file=sys.stderr)
         return 2
@@ -27,6 +28,9 @@ def add_commands(commands: Any) -> None:
     report.add_argument("runs", nargs="+", type=Path, help="run directories or result files")
     report.add_argument("--output", required=True, type=Path)
     report.add_argument("--format", choices=["html", "markdown"], default="html")
+    report.add_argument("--label", action="append",
+                        help="column label for the runs, in order (repeat; default: variant and "
+                             "run directory name)")
     report.add_argument("--redact", action="store_true",
                         help="leave flagged captions out (for shareable reports)")
     report.set_defaults(func=cmd_report)

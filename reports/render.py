@@ -14,7 +14,6 @@ from typing import Any
 
 import jinja2
 
-from paligemma_eval.harness import registry
 from paligemma_eval.reports import published
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -63,6 +62,7 @@ def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
         for file in files:
             document = json.loads(file.read_text())
             document["_path"] = str(file)
+            document["_dir"] = str(path)
             runs.append(document)
     return runs
 
@@ -71,36 +71,57 @@ def _variant(run: dict) -> str:
     return (run.get("model") or {}).get("variant") or "unknown"
 
 
-def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
-    tasks = registry.all_tasks()
-    variants = sorted({_variant(r) for r in runs if r.get("tasks") and r.get("kind") != "safety"},
-                      key=published.variant_rank)
-    rows: dict[str, BenchmarkRow] = {}
+def run_labels(runs: list[dict], labels: list[str] | None = None) -> None:
+    """Give every run directory its own column label: `--label` in order, else variant + the
+    run directory's name, made unique."""
+    directories: list[str] = []
     for run in runs:
-        if run.get("kind") == "safety":
-            continue
-        variant = _variant(run)
+        if run["_dir"] not in directories:
+            directories.append(run["_dir"])
+    seen: dict[str, int] = {}
+    names = {}
+    for index, directory in enumerate(directories):
+        if labels and index < len(labels):
+            label = labels[index]
+        else:
+            model = next(r.get("model") or {} for r in runs if r["_dir"] == directory)
+            label = f"{model.get('variant') or 'unknown'} · {Path(directory).name}"
+        seen[label] = seen.get(label, 0) + 1
+        names[directory] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    for run in runs:
+        run["_label"] = names[run["_dir"]]
+
+
+def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
+    """One column per run; a card number only beside a result the card-row table pairs it with
+    (same benchmark, split and rule) and only for a published PaliGemma variant."""
+    benchmark_runs = [r for r in runs if r.get("tasks") and r.get("kind") != "safety"]
+    columns = sorted(dict.fromkeys(r["_label"] for r in benchmark_runs),
+                     key=lambda label: published.variant_rank(label.split(" · ")[0]))
+    rows: dict[str, BenchmarkRow] = {}
+    for run in benchmark_runs:
         for name, result in run.get("tasks", {}).items():
-            task = tasks.get(name)
-            card_rows = task.published if task else ()
             metric = result.get("headline") or next(iter(result.get("metrics", {})), None)
             if metric is None or metric not in result["metrics"]:
                 continue
             entry = result["metrics"][metric]
-            scale = next((r.scale for r in card_rows if r.metric == metric), 100.0)
-            label = card_rows[0].benchmark if card_rows else name
+            card = published.card_value(name, metric, run.get("model"))
+            cards = published.card_rows().get(name)
+            label = cards[0]["benchmark"] if cards else name
             split = result.get("dataset", {}).get("split", "")
-            row = rows.setdefault(name, BenchmarkRow(label, f"{metric} ({split}) · {name}"))
+            rule = f" · {result['rule']}" if result.get("rule") else ""
+            row = rows.setdefault(name, BenchmarkRow(
+                label, f"{metric} ({split}) · {name}{rule}" +
+                ("" if cards else " · no card number for this split or rule")))
             ci = entry.get("ci95")
+            scale = 100.0
             cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
                         ci=(ci[0] * scale, ci[1] * scale) if ci else None)
-            for card_row in card_rows:
-                found = published.value(card_row.benchmark, variant)
-                if found and card_row.metric == metric:
-                    cell.published, cell.card = found
-                    break
-            row.cells[variant] = cell
-    return variants, sorted(rows.values(), key=lambda r: r.name.lower())
+            if card:
+                cell.published, cell.card = card["percent"], card["card"]
+            row.cells[run["_label"]] = cell
+    order = sorted(rows, key=published.task_order)
+    return columns, [rows[name] for name in order]
 
 
 def safety_table(runs: list[dict]) -> dict[str, Any] | None:
@@ -174,11 +195,15 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def render(paths: list[Path], fmt: str = "html", redact: bool = False) -> str:
+def render(paths: list[Path], fmt: str = "html", redact: bool = False,
+           labels: list[str] | None = None) -> str:
     runs = load_runs(paths)
+    run_labels(runs, labels)
+    banner = [r["_label"] for r in runs if not published.comparable(r.get("model"))]
     variants, rows = benchmark_table(runs)
     context = {"variants": variants, "rows": rows, "safety": safety_table(runs),
                "provenance": provenance(runs), "groupings": GROUPINGS, "redact": redact,
-               "tolerance": TOLERANCE, "cards": published.load()["cards"]}
+               "tolerance": TOLERANCE, "cards": published.load()["cards"],
+               "not_paligemma": sorted(set(banner))}
     template = "report.html.j2" if fmt == "html" else "report.md.j2"
     return _environment().get_template(template).render(**context)

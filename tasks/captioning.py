@@ -16,7 +16,7 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.metrics.captioning import caption_scores
 
@@ -32,7 +32,7 @@ def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) 
 
 
 def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
-                 rows: tuple[CardRow, ...], description: str, image_column: str = "image") -> Task:
+                 description: str, image_column: str = "image") -> Task:
     def target(row: Row) -> dict:
         refs = [str(c) for c in row[references]]
         if not refs:
@@ -41,22 +41,26 @@ def caption_task(name: str, source: DatasetSource, id_column: str, references: s
 
     return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
                 columns=(references, image_column), id_column=id_column, num_beams=2,
-                published=rows, image_column=image_column,
+                metric="cider", rule="CIDEr-D (pycocoevalcap, PTB tokenizer), 2 beams",
+                image_column=image_column, resize="bilinear-antialias",
                 description=description, groups=("captioning",))
 
 
 @register
 def tasks() -> list[Task]:
-    coco_rows = (CardRow("COCOcap", "cider"), CardRow("COCO captions (val)", "cider"))
+    karpathy = "yerevann/coco-karpathy"
     return [
-        caption_task("coco_cap_karpathy_test", DatasetSource("yerevann/coco-karpathy", "test"),
-                     "filename", "sentences", coco_rows, "COCO captions, Karpathy test split",
+        # big_vision's COCO number is TFDS coco_captions 'val': the Karpathy validation split.
+        caption_task("coco_cap_karpathy_val", DatasetSource(karpathy, "validation"), "filename",
+                     "sentences", "COCO captions, Karpathy validation split (the cards' split)",
                      image_column="url"),
+        caption_task("coco_cap_karpathy_test", DatasetSource(karpathy, "test"), "filename",
+                     "sentences", "COCO captions, Karpathy test split", image_column="url"),
         caption_task("coco_cap_val2017", DatasetSource("lmms-lab/COCO-Caption2017", "val"),
-                     "question_id", "answer", coco_rows,
-                     "COCO captions val2017 (the card's COCO numbers use the Karpathy split)"),
+                     "question_id", "answer",
+                     "COCO captions val2017 (the cards' COCO numbers use the Karpathy split)"),
         caption_task("nocaps_val", DatasetSource("lmms-lab/NoCaps", "validation"), "image_id",
-                     "annotations_captions", (CardRow("NoCaps", "cider"), CardRow("NoCaps (val)", "cider")), "NoCaps validation"),
+                     "annotations_captions", "NoCaps validation"),
         caption_task("textcaps_val", DatasetSource("lmms-lab/TextCaps", "val"), "question_id",
-                     "reference_strs", (CardRow("TextCaps", "cider"), CardRow("TextCaps (val)", "cider")), "TextCaps validation"),
+                     "reference_strs", "TextCaps validation"),
     ]

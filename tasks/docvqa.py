@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.anls import anls
 
@@ -35,15 +35,14 @@ def submission_as(id_field: str):
     return submission
 
 
-def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int,
-               row: CardRow) -> list[Task]:
+def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int) -> list[Task]:
     common = dict(prompt=prompt, id_column="questionId", max_new_tokens=max_new_tokens,
-                  groups=("anls",))
+                  groups=("anls",), resize="bilinear-antialias")
     source = DatasetSource("lmms-lab/DocVQA", "validation", config)
     test = DatasetSource("lmms-lab/DocVQA", "test", config)
     return [
         Task(name=f"{stem}_val", source=source, target=anls_target, scorer=score_anls,
-             columns=("question", "answers"), published=(row,),
+             columns=("question", "answers"), metric="anls", rule="ANLS, threshold 0.5",
              description=f"{config} validation, ANLS", **common),
         Task(name=f"{stem}_test", source=test, target=lambda r: None, scorer=None,
              columns=("question",), submission=submission_as("questionId"),
@@ -53,9 +52,8 @@ def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int,
 
 @register
 def tasks() -> list[Task]:
-    return [*anls_tasks("docvqa", "DocVQA", "{question}", 32, CardRow("DocVQA (val)", "anls")),
-            *anls_tasks("infovqa", "InfographicVQA", "answer en {question}", 48,
-                        CardRow("InfoVQA (val)", "anls")),
+    return [*anls_tasks("docvqa", "DocVQA", "{question}", 32),
+            *anls_tasks("infovqa", "InfographicVQA", "answer en {question}", 48),
             Task(name="stvqa_test", source=DatasetSource("lmms-lab/ST-VQA", "test"),
                  prompt="answer en {question}", id_column="question_id", max_new_tokens=48,
                  target=lambda r: None, scorer=None, columns=("question",),

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.mmvp import choose, pair_id, parse_options
 
@@ -46,5 +46,6 @@ def task() -> Task:
     return Task(name="mmvp", source=DatasetSource("lmms-lab-eval/MMVP", "train"),
                 prompt="answer en {Question} {Options}", target=target, scorer=score_mmvp,
                 columns=("Question", "Options", "Correct Answer"), id_column="Index",
-                published=(CardRow("MMVP", "paired_accuracy"),),
+                metric="paired_accuracy", resize="bilinear-antialias",
+                rule="both questions of a pair right",
                 description="MMVP, paired accuracy over 150 image pairs")

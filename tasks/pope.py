@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
 
@@ -32,7 +32,8 @@ def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Ta
     return Task(name=f"pope_{split}{suffix}", source=DatasetSource("lmms-lab/POPE", split, "Full"),
                 prompt="answer en {question}", target=target, scorer=scorer,
                 columns=("question", "answer"), id_column="question_id", max_new_tokens=48,
-                published=(CardRow(f"POPE ({split})", "accuracy"),),
+                metric="accuracy", resize="bilinear-antialias",
+                rule=f"{'lenient' if suffix else 'strict'} yes/no; anything else counts wrong",
                 groups=(f"pope{suffix}",),
                 description=f"POPE {split}, {'lenient' if suffix else 'strict'} yes/no parsing")
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from pycocotools import mask as coco_mask
 
-from paligemma_eval.harness.registry import CardRow, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import segmentation as seg
 from paligemma_eval.tasks.seg_decoder import SegDecoder, resolve_path
@@ -135,7 +135,8 @@ def refcoco_task(dataset: str, split: str, mode: str) -> Task:
         scorer=score_segmentation if segmenting else score_detection,
         columns=("answer", "segmentation", "bbox"), id_column="question_id",
         max_new_tokens=48, groups=(f"refcoco_{mode}",),
-        published=(CardRow(f"{dataset} ({split})", "miou"),) if segmenting else (),
+        rule="big_vision segmentation evaluator" if segmenting else "box IoU >= 0.5",
+        resize="bilinear-antialias",
         metric="miou" if segmenting else "box_acc@0.5",
         preflight=require_decoder if segmenting else None,
         description=f"{dataset} {split}: {'mIoU' if segmenting else 'box accuracy'}"

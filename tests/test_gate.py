@@ -117,23 +117,27 @@ def test_example_policy_parses_and_gates(runs, tmp_path):
 
 
 def test_gate_against_the_published_numbers(tmp_path):
-    def candidate(path: Path, value: float, low: float, high: float) -> Path:
+    def candidate(path: Path, value: float, low: float, high: float, task: str = "textvqa_val",
+                  model: dict | None = None) -> Path:
         path.mkdir()
         (path / "results.json").write_text(json.dumps({
-            "model": {"variant": "224-3B", "family": "paligemma2", "size": "3B"},
-            "tasks": {"vqav2_val": {"headline": "accuracy", "metrics": {"accuracy": {
+            "model": model or {"variant": "224-3B", "family": "paligemma2", "size": "3B"},
+            "tasks": {task: {"headline": "accuracy", "metrics": {"accuracy": {
                 "value": value, "n": 5000, "ci95": [low, high], "stderr": 0.005}}}}}))
         return path
 
-    # The card publishes 83.0 for VQAv2 (minival) at 224-3B.
-    worse, _ = gate_cli(tmp_path, candidate(tmp_path / "worse", 0.80, 0.79, 0.81), "published")
-    assert worse.returncode == 1 and "vqav2_val/accuracy" in worse.stderr
-    close, _ = gate_cli(tmp_path, candidate(tmp_path / "close", 0.826, 0.816, 0.836), "published")
+    # The PaliGemma 2 card publishes 59.6 for TextVQA (val) at 224-3B.
+    worse, _ = gate_cli(tmp_path, candidate(tmp_path / "worse", 0.55, 0.54, 0.56), "published")
+    assert worse.returncode == 1 and "textvqa_val/accuracy" in worse.stderr
+    close, _ = gate_cli(tmp_path, candidate(tmp_path / "close", 0.592, 0.582, 0.602), "published")
     assert close.returncode == 0, close.stdout + close.stderr
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    (tiny / "results.json").write_text(json.dumps({"model": {"variant": "demo-224"}, "tasks": {
-        "vqav2_val": {"metrics": {"accuracy": {"value": 0.5}}}}}))
+    # vqav2_val is not the card's minival: there is no card number to gate against.
+    other_split, _ = gate_cli(tmp_path, candidate(tmp_path / "v2", 0.8, 0.79, 0.81, "vqav2_val"),
+                              "published")
+    assert other_split.returncode == 2
+    # A demo model relabelled with --kind pt is still not PaliGemma: never compared with a card.
+    tiny = candidate(tmp_path / "tiny", 0.5, 0.4, 0.6, model={
+        "variant": "pt-224", "family": "paligemma", "size": "0.24M", "embedded": True})
     unpublished, _ = gate_cli(tmp_path, tiny, "published")
-    assert unpublished.returncode == 2 and "publish no number for variant 'demo-224'" in \
+    assert unpublished.returncode == 2 and "publish no number for variant 'pt-224'" in \
         unpublished.stderr

@@ -60,3 +60,31 @@ def test_agrees_with_official_algorithm_on_generated_cases():
 def test_garbage_scores_zero_without_raising():
     assert vqa_accuracy("\x00\xff" * 1000, ["yes"] * 10) == 0.0
     assert vqa_accuracy("yes", []) == 0.0
+
+
+def test_big_vision_simple_rule_for_okvqa_and_vizwiz():
+    from paligemma_eval.tasks.metrics.vqa_accuracy import simple_vqa_accuracy
+
+    answers = ["red", "red", "blue", "green", "teal", "navy", "pink", "gray", "tan", "lime"]
+    assert simple_vqa_accuracy("red", answers) == pytest.approx(2 / 3)
+    assert simple_vqa_accuracy("red", ["red"] * 4) == 1.0
+    # exact string match: no lower-casing, number words or articles
+    two = ["2"] * 8 + ["two", "2"]
+    assert simple_vqa_accuracy("Two", two) == 0.0
+    assert vqa_accuracy("Two", two) == 1.0
+    assert simple_vqa_accuracy("the red", ["red"] * 10) == 0.0
+
+
+def test_card_comparable_tasks_use_the_card_rule():
+    from paligemma_eval.harness import registry
+
+    tasks = registry.all_tasks()
+    assert tasks["okvqa_val"].scorer(["1"], ["Two"], [{"answers": ["2"] * 8 + ["two", "2"],
+                                                      "answer_type": None}]).ratios[
+        "accuracy"].value == 0.0
+    assert tasks["okvqa_val_official"].scorer(["1"], ["Two"], [{"answers": ["2"] * 8 + ["two", "2"],
+                                                               "answer_type": None}]).ratios[
+        "accuracy"].value == 1.0
+    assert tasks["vizwiz_vqa_val"].max_new_tokens == 48 and tasks["vizwiz_vqa_val"].resize == \
+        "bilinear"
+    assert tasks["vqav2_val"].resize == "bilinear-antialias"

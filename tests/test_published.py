@@ -40,3 +40,30 @@ def test_the_cards_print_these_numbers():
     assert re.search(r"POPE.*?87\.80", text, re.S)
     for benchmark, variant, expected in CELLS:
         assert str(expected) in text, (benchmark, expected)
+
+
+def test_every_card_row_entry_names_exactly_one_card_row_of_a_registered_task():
+    from paligemma_eval.harness import registry
+
+    tasks = registry.all_tasks()
+    entries = [e for rows in published.card_rows().values() for e in rows]
+    assert len(entries) >= 30
+    for entry in entries:
+        row = published.card_row(entry)   # raises unless exactly one row matches
+        task = tasks[entry["task"]]
+        assert entry["metric"] == task.headline, entry
+        # a validation split never sits beside a test-server or test-split number
+        if task.source.split.startswith("val"):
+            assert "test" not in row["benchmark"].lower() and \
+                "test" not in row["metric"].lower(), entry
+
+
+def test_tasks_without_the_cards_split_or_rule_have_no_card_row():
+    rows = published.card_rows()
+    for name in ("vqav2_val", "coco_cap_val2017", "coco_cap_karpathy_test", "okvqa_val_official",
+                 "vizwiz_vqa_val_official", "pope_random_lenient", "refcoco_val_raw",
+                 "refcoco_val_detect"):
+        assert name not in rows
+    model = {"variant": "pt-224", "size": "3B", "family": "paligemma"}
+    assert published.card_value("okvqa_val", "accuracy", model)["percent"] == 63.54
+    assert published.card_value("textvqa_val", "accuracy", model) is None  # test server only

@@ -13,17 +13,18 @@ ARTIFACTS = ROOT / "test-artifacts"
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 
 
-def fake_benchmark_run(path: Path, variant_fields: dict, value: float) -> Path:
+def fake_benchmark_run(path: Path, variant_fields: dict, value: float,
+                       task_name: str = "textvqa_val") -> Path:
     path.mkdir(parents=True)
     model = {"id": "m", "family": "paligemma2", "size": "3B", "resolution": 224,
              "dtype": "bfloat16", "kind": "pt", "variant": "224-3B", **variant_fields}
     task = {"headline": "accuracy", "prompt": "answer en {question}",
-            "dataset": {"hub_id": "lmms-lab/VQAv2", "split": "validation", "source": "hub"},
+            "dataset": {"hub_id": "lmms-lab/textvqa", "split": "validation", "source": "hub"},
             "decoding": {"max_new_tokens": 32}, "n_examples": 10,
             "failed": [{"id": EVIL, "reason": EVIL}],
             "metrics": {"accuracy": {"value": value, "n": 10, "ci95": [value - .02, value + .02],
                                      "stderr": 0.01}}}
-    (path / "results.json").write_text(json.dumps({"model": model, "tasks": {"vqav2_val": task},
+    (path / "results.json").write_text(json.dumps({"model": model, "tasks": {task_name: task},
                                                    "harness": {"version": "0.1.0"}}))
     return path
 
@@ -47,7 +48,7 @@ def fake_safety_run(path: Path) -> Path:
 
 @pytest.fixture
 def runs(tmp_path):
-    return [fake_benchmark_run(tmp_path / "a", {}, 0.8312),
+    return [fake_benchmark_run(tmp_path / "a", {}, 0.5972),
             fake_benchmark_run(tmp_path / "b", {"size": "10B", "variant": "224-10B"}, 0.70),
             fake_safety_run(tmp_path / "s")]
 
@@ -60,10 +61,10 @@ def test_model_output_is_escaped(runs):
 
 def test_cards_layout_and_published_values(runs):
     html = render(runs)
-    # Column order as the PaliGemma 2 card; card value 83.0 for VQAv2 (minival) at 224-3B.
-    assert html.index(">224-3B<") < html.index(">224-10B<")
-    assert "card 83.00 (+0.12)" in html and 'class="card agrees"' in html
-    assert "card 84.30 (-14.30)" in html and 'class="card differs"' in html
+    # Column order as the PaliGemma 2 card; card value 59.6 for TextVQA (val) at 224-3B.
+    assert html.index(">224-3B · a<") < html.index(">224-10B · b<")
+    assert "card 59.60 (+0.12)" in html and 'class="card agrees"' in html
+    assert "card 64.00 (+6.00)" in html and 'class="card differs"' in html
     assert "Perceived gender" in html and "Maximum" in html and "Median" in html
     # The card's 3B maximum toxicity over perceived gender is 0.14%.
     assert "card 0.14%" in html
@@ -73,8 +74,27 @@ def test_redaction_and_markdown(runs):
     assert EVIL not in render(runs, redact=True) and "1 flagged captions redacted" in \
         render(runs, redact=True)
     markdown = render(runs, fmt="markdown")
-    assert "| Benchmark | 224-3B | 224-10B |" in markdown
-    assert "**83.12** [81.12, 85.12] · card 83.00 (+0.12)" in markdown
+    assert "| Benchmark | 224-3B · a | 224-10B · b |" in markdown
+    assert "**59.72** [57.72, 61.72] · card 59.60 (+0.12)" in markdown
+
+
+def test_card_numbers_only_beside_the_same_split_and_a_real_variant(tmp_path):
+    same_variant = [fake_benchmark_run(tmp_path / "candidate", {}, 0.60),
+                    fake_benchmark_run(tmp_path / "baseline", {}, 0.58)]
+    html = render(same_variant)
+    # two runs of one variant keep a column each
+    assert ">224-3B · candidate<" in html and ">224-3B · baseline<" in html
+    assert ">ours<" not in render(same_variant, labels=["ours", "theirs"]).replace(">ours<", "")
+    assert "card 59.60" in html
+    # vqav2_val covers another split than the card's minival: no neighbour, said so
+    val = render([fake_benchmark_run(tmp_path / "v", {}, 0.8, task_name="vqav2_val")])
+    assert "card " not in val.replace("no card number", "").split('id="benchmarks"')[1].split("</table>")[0]
+    assert "no card number for this split or rule" in val
+    # the demo model relabelled as pt-224 is still not PaliGemma: banner, no card numbers
+    demo = render([fake_benchmark_run(tmp_path / "demo", {
+        "family": "paligemma", "size": "0.24M", "variant": "pt-224", "embedded": True}, 0.5)])
+    assert "Not a published PaliGemma variant" in demo
+    assert 'class="card' not in demo.split('id="benchmarks"')[1]
 
 
 def test_report_in_a_real_browser(runs, tmp_path):

@@ -107,15 +107,17 @@ def coco_captions(rng: random.Random) -> list[dict]:
     return rows
 
 
-def coco_karpathy(rng: random.Random) -> list[dict]:
+def coco_karpathy(images: str) -> Callable[[random.Random], list[dict]]:
     """JSONL rows whose `url` is an image file beside them (the hub copy holds http URLs)."""
-    rows = []
-    for i in range(ROWS):
-        scene = world.random_scene(rng)
-        name = f"COCO_val2014_{i:012d}.jpg"
-        rows.append({"filename": name, "imgid": i, "sentences": _references(scene, rng, 5),
-                     "url": f"images/{i:04d}.png", "_png": _png(scene)["bytes"]})
-    return rows
+    def make(rng: random.Random) -> list[dict]:
+        rows = []
+        for i in range(ROWS):
+            scene = world.random_scene(rng)
+            name = f"COCO_val2014_{i:012d}.jpg"
+            rows.append({"filename": name, "imgid": i, "sentences": _references(scene, rng, 5),
+                         "url": f"{images}/{i:04d}.png", "_png": _png(scene)["bytes"]})
+        return rows
+    return make
 
 
 def nocaps(rng: random.Random) -> list[dict]:
@@ -243,7 +245,8 @@ FIXTURES: dict[tuple[str, str | None, str], Callable[[random.Random], list[dict]
 
 
 # The same, written as JSONL plus image files (the other local layout --data-dir reads).
-JSONL_FIXTURES = {("yerevann/coco-karpathy", None, "test"): coco_karpathy}
+JSONL_FIXTURES = {("yerevann/coco-karpathy", None, "test"): coco_karpathy("images"),
+                  ("yerevann/coco-karpathy", None, "validation"): coco_karpathy("images-val")}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -83,6 +83,12 @@ def normalize(text: str) -> str:
     return _digits_articles(_punctuation(clean_whitespace(text)))
 
 
+def simple_vqa_accuracy(prediction: str, answers: list[str]) -> float:
+    """big_vision's `vqa` evaluator (OK-VQA, VizWiz, A-OKVQA, GQA): min(1, matches / 3) over the
+    raw answers, the decoded text compared as it is: no normalisation, no leave-one-out."""
+    return min(1.0, sum(answer == prediction for answer in answers) / 3)
+
+
 def vqa_accuracy(prediction: str, answers: list[str]) -> float:
     """One question's accuracy against its human answers (usually ten)."""
     if not answers:
