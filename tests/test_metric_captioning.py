@@ -47,3 +47,15 @@ def test_nocaps_domain_breakdown():
     assert scores.ratios["cider/in-domain"].value == pytest.approx((cider[0] + cider[2]) / 2)
     assert scores.ratios["cider/out-domain"].value == pytest.approx(cider[1])
     assert "meteor" in scores.points
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\n", "\r", "\x0b"])
+def test_a_line_separator_in_one_caption_changes_no_other_image(separator):
+    clean, _ = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
+    dirty = list(PREDICTIONS)
+    dirty[0] = f"a man rides{separator}a horse on the beach"
+    broken, per_image = caption_scores(dirty, REFERENCES, IDS, meteor=False)
+    _, clean_per_image = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)
+    # the separator reads as a space: every image, the edited one too, scores as before
+    np.testing.assert_allclose(per_image, clean_per_image, atol=1e-12)
+    assert broken.ratios["cider"].value == pytest.approx(clean.ratios["cider"].value)

@@ -23,8 +23,9 @@ from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 from paligemma_eval.harness.scores import Ratio, Scores, Statistic
 
 # The PTB tokenizer reads one caption per line: a newline or control character inside a caption
-# would shift every caption after it.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# would shift every caption after it, and so would the separators Java's tokenizer (and Python's
+# splitlines) also end a line at: NEL U+0085, LINE / PARAGRAPH SEPARATOR U+2028 / U+2029.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 def _clean(text: str) -> str:
