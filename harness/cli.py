@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -161,8 +162,49 @@ def _print_summary(name: str, result: dict) -> None:
           f"failed={len(result['failed'])})")
 
 
+def _lines(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}" + \
+        (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+
+
+def read_predictions(path: Path) -> dict[str, dict]:
+    """An outside predictions file, strictly: one JSON object per line with "id" and a string
+    "prediction"; any malformed line, missing field or repeated id is an error naming lines."""
+    records: dict[str, dict] = {}
+    first_line: dict[str, int] = {}
+    malformed, no_id, no_prediction, duplicates = [], [], [], []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                malformed.append(number)
+                continue
+            if not isinstance(record, dict):
+                malformed.append(number)
+            elif "id" not in record:
+                no_id.append(number)
+            elif not isinstance(record.get("prediction"), str):
+                no_prediction.append(number)
+            elif str(record["id"]) in records:
+                duplicates.append(number)
+            else:
+                records[str(record["id"])] = record
+                first_line[str(record["id"])] = number
+    problems = [f"{_lines(malformed)} not a JSON object" if malformed else "",
+                f"{_lines(no_id)} without \"id\"" if no_id else "",
+                f"{_lines(no_prediction)} without a string \"prediction\"" if no_prediction else "",
+                f"{_lines(duplicates)} repeat an id given earlier" if duplicates else ""]
+    problems = [p for p in problems if p]
+    if problems:
+        raise UsageError(f"--predictions {path}: " + "; ".join(problems))
+    return records
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    from paligemma_eval.harness.cache import PredictionStore
     from paligemma_eval.harness.results import write_results
     from paligemma_eval.harness.runner import RunOptions, prepare, score
 
@@ -174,10 +216,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(f"--predictions {args.predictions}: no such file")
     writable_dir(args.output)
     prepared = prepare(task, args.data_dir, args.limit)
-    records = PredictionStore(args.predictions).load(unterminated_ok=True)
+    records = read_predictions(args.predictions)
+    missing = [i for i in prepared.ids if i not in records and i not in prepared.failed]
+    if missing and not args.allow_partial:
+        raise UsageError(f"--predictions {args.predictions}: {len(missing)} of "
+                         f"{len(prepared.ids)} examples of {task.name} have no prediction (e.g. "
+                         f"{missing[0]!r}); --allow-partial scores them as wrong")
+    unknown = [i for i in records if i not in prepared.row_of]
     result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
                                                  seed=args.seed))
-    result["predictions_file"] = str(args.predictions)
+    result.update(predictions_file=str(args.predictions), partial=bool(missing),
+                  missing_predictions=len(missing), unknown_ids=len(unknown))
+    if missing:
+        print(f"warning: {len(missing)} of {len(prepared.ids)} examples have no prediction; "
+              f"scored as wrong (coverage {result['coverage']:.3f})", file=sys.stderr)
     _print_summary(task.name, result)
     print(f"results: {write_results(args.output, None, {task.name: result})}")
     return 0
@@ -209,8 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--data-dir", type=Path)
     score.add_argument("--limit", type=int)
     score.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for segmentation tasks")
-    score.add_argument("--bootstrap", type=int, default=1000)
-    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--allow-partial", action="store_true",
+                       help="score a file that covers only part of the split: missing examples "
+                            "count as wrong and results.json says partial (default: exit 2)")
+    score.add_argument("--bootstrap", type=int, default=1000,
+                       help="resamples for intervals (default: %(default)s)")
+    score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     score.set_defaults(func=cmd_score)
 
     convert = commands.add_parser("convert", help="big_vision .npz -> transformers safetensors")

@@ -85,6 +85,8 @@ def task_result(task: Task, dataset: dict, scored: list[str], scores: Scores | N
         "resize": task.resize,
         "n_examples": len(scored) + len(failed),
         "n_scored": len(scored),
+        # failed and missing examples count as wrong in every metric; coverage says how many
+        "coverage": len(scored) / (len(scored) + len(failed)) if scored or failed else None,
         "metrics": metric_entries(scores, resamples, seed) if scores else {},
         "notes": scores.notes if scores else {},
         "bootstrap": {"resamples": resamples, "seed": seed, "method": "percentile, over units"},

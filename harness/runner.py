@@ -182,21 +182,26 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
 
 
 def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> dict[str, Any]:
-    """Score predictions (from this run or elsewhere) with the task's parser and scorer."""
+    """Score predictions (from this run or elsewhere) with the task's parser and scorer.
+
+    An example that failed (image unreadable, generation error) or has no prediction is scored
+    as an empty answer, i.e. wrong: a missing prediction can never raise a score. Only rows
+    without a reference (malformed data) cannot be scored; `coverage` says how many were."""
     task = prepared.task
     failed = dict(prepared.failed)
     failed.update({i: r["error"] for i, r in records.items() if "error" in r and i not in failed})
     missing = [i for i in prepared.ids if i not in records and i not in failed]
     for example_id in missing:
         failed[example_id] = "no prediction"
-    scored = [i for i in prepared.ids if i not in failed]
-    predictions = [task.parser(str(records[i].get("prediction") or "")) for i in scored]
-    targets = [prepared.targets[i] for i in scored]
+    units = [i for i in prepared.ids if i in prepared.targets]
+    predictions = [task.parser("" if i in failed else str(records[i].get("prediction") or ""))
+                   for i in units]
+    targets = [prepared.targets[i] for i in units]
     with tqdm(total=1, desc=f"score {task.name}", leave=False) as bar:
-        scores = task.scorer(scored, predictions, targets) if scored else None
+        scores = task.scorer(units, predictions, targets) if units else None
         bar.update(1)
-    return task_result(task, prepared.provenance, scored, scores, failed, options.resamples,
-                       options.seed)
+    return task_result(task, prepared.provenance, [i for i in units if i not in failed], scores,
+                       failed, options.resamples, options.seed)
 
 
 def run_task(model: PaliGemmaModel, task: Task, options: RunOptions) -> dict[str, Any] | None:

@@ -141,7 +141,8 @@ def test_broken_image_fails_one_example_and_the_run_goes_on(tmp_path, data_dir, 
     (task,) = registry.resolve(["vqav2_val"])
     result = run_task(tiny_model, task, RunOptions(out=tmp_path / "o", resamples=0,
                                                    data_dir=_broken_copy(data_dir, tmp_path)))
-    assert result["metrics"]["accuracy"]["n"] == 5
+    # the failed example counts as wrong: in n, not in n_scored
+    assert result["metrics"]["accuracy"]["n"] == 6 and result["n_scored"] == 5
     (failure,) = result["failed"]
     assert failure["reason"].startswith("image: ") and failure["id"]
 
@@ -180,7 +181,7 @@ def test_images_fetched_by_url_and_a_dead_link_fails_one_example(tmp_path, data_
                                                        data_dir=tmp_path / "data"))
     finally:
         server.shutdown()
-    assert result["metrics"]["cider"]["n"] == 4
+    assert result["metrics"]["cider"]["n"] == 5 and result["n_scored"] == 4
     (failure,) = result["failed"]
     assert failure["id"] == rows[2]["filename"] and "404" in failure["reason"]
 
