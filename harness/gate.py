@@ -22,7 +22,9 @@ Policy (TOML), every key optional:
 from __future__ import annotations
 
 import argparse
+import html
 import json
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -56,14 +58,86 @@ class Run:
 
 
 def load_run(path: Path) -> Run:
-    documents = [json.loads((path / name).read_text()) for name in RESULT_FILES
-                 if (path / name).exists()]
+    """A run directory's results, checked: anything unreadable is a GateInputError (exit 2)."""
+    documents = []
+    for name in RESULT_FILES:
+        file = path / name
+        if not file.exists():
+            continue
+        try:
+            document = json.loads(file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise GateInputError(f"{file}: not a readable results file ({error})") from None
+        tasks = document.get("tasks") if isinstance(document, dict) else None
+        if not isinstance(tasks, dict) or not all(
+                isinstance(t, dict) and isinstance(t.get("metrics"), dict) for t in tasks.values()):
+            raise GateInputError(f"{file}: no per-task \"metrics\" (not a paligemma-eval "
+                                 f"results file?)")
+        documents.append(document)
     if not documents:
         raise GateInputError(f"{path}: no results.json or safety.json")
     tasks: dict[str, dict] = {}
     for document in documents:
-        tasks.update(document.get("tasks", {}))
+        tasks.update(document["tasks"])
     return Run(path, documents[0].get("model"), tasks)
+
+
+POLICY_KEYS = {"max_drop": (int, float), "max_drop_relative": (int, float),
+               "max_rise": (int, float), "require_significance": bool}
+
+
+def check_policy(policy: dict, baseline: Run, candidate: Run) -> None:
+    """Every key, task and metric a policy names must exist and have the right type: a misspelt
+    name would otherwise silently gate nothing."""
+    unknown = sorted(set(policy) - {"default", "tasks"})
+    if unknown:
+        raise GateInputError(f"policy: unknown table(s) {', '.join(unknown)} (known: default, "
+                             f"tasks)")
+
+    def check_rules(rules: Any, where: str, per_task: bool) -> None:
+        if not isinstance(rules, dict):
+            raise GateInputError(f"policy: [{where}] must be a table")
+        for key, value in rules.items():
+            if per_task and key == "metrics":
+                if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+                    raise GateInputError(f"policy: [{where}] metrics must be a list of names")
+                continue
+            if key not in POLICY_KEYS:
+                known = ", ".join([*POLICY_KEYS, *(["metrics"] if per_task else [])])
+                raise GateInputError(f"policy: [{where}] unknown key {key!r} (known: {known})")
+            types = POLICY_KEYS[key]
+            if not isinstance(value, types) or (types != bool and isinstance(value, bool)):
+                raise GateInputError(f"policy: [{where}] {key} must be "
+                                     f"{'true or false' if types == bool else 'a number'}, got "
+                                     f"{value!r}")
+
+    check_rules(policy.get("default", {}), "default", per_task=False)
+    tasks = policy.get("tasks", {})
+    if not isinstance(tasks, dict):
+        raise GateInputError("policy: [tasks] must be a table of tables")
+    for task, rules in tasks.items():
+        check_rules(rules, f"tasks.{task}", per_task=True)
+        if task not in baseline.tasks and task not in candidate.tasks:
+            # One policy serves runs of different task sets; the task's headline is gated by
+            # the defaults anyway, so a misspelt task loses only its overrides: say so.
+            print(f"paligemma-eval gate: warning: policy names task {printable(task)!r}, which "
+                  f"is in neither run", file=sys.stderr)
+        for metric in rules.get("metrics", []):
+            for run in (baseline, candidate):
+                if task in run.tasks and metric not in run.tasks[task]["metrics"]:
+                    raise GateInputError(
+                        f"policy: [tasks.{task}] metric {metric!r} does not exist in {run.path} "
+                        f"(it has: {', '.join(run.tasks[task]['metrics'])})")
+
+
+def select_tasks(run: Run, names: list[str] | None) -> Run:
+    """The run narrowed to `--tasks`; naming a task the run lacks is an input error."""
+    if not names:
+        return run
+    missing = [n for n in names if n not in run.tasks]
+    if missing:
+        raise GateInputError(f"--tasks: {', '.join(missing)} not in {run.path}")
+    return Run(run.path, run.model, {n: run.tasks[n] for n in names})
 
 
 def published_run(candidate: Run) -> Run:
@@ -161,7 +235,8 @@ class Check:
         ci = c.get("ci95")
         ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
         direction = "drop" if self.higher_is_better else "rise"
-        return (f"{self.task}/{self.metric}: baseline {c['a']:.4f} -> candidate {c['b']:.4f}, "
+        return (f"{printable(self.task)}/{printable(self.metric)}: baseline {c['a']:.4f} -> "
+                f"candidate {c['b']:.4f}, "
                 f"difference {c['difference']:+.4f} (95% CI {ci_text}), allowed {direction} "
                 f"{self.allowed:.4f}, significant={c['significant']}")
 
@@ -186,7 +261,7 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
         metrics = rules.get("metrics") or [_headline(baseline.tasks[task], candidate.tasks[task])]
         for metric in metrics:
             if metric not in baseline.tasks[task]["metrics"]:
-                continue
+                raise GateInputError(f"{task}: metric {metric} missing from the baseline")
             if metric not in candidate.tasks[task]["metrics"]:
                 raise GateInputError(f"{task}: metric {metric} missing from the candidate")
             entry = candidate.tasks[task]["metrics"][metric]
@@ -207,14 +282,34 @@ def _headline(baseline_task: dict, candidate_task: dict) -> str:
         next(iter(baseline_task["metrics"]))
 
 
-def junit_xml(checks: list[Check]) -> str:
-    suite = ElementTree.Element("testsuite", name="paligemma-eval gate", tests=str(len(checks)),
-                                failures=str(sum(c.regressed for c in checks)))
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def printable(text: Any) -> str:
+    """A name from a results file, safe for XML 1.0, a terminal and one table cell: control
+    characters become visible escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text)).replace("\n", "\\n")
+
+
+def markdown_cell(text: Any) -> str:
+    """Untrusted text as one Markdown table cell: no pipe, newline or HTML gets through."""
+    return html.escape(printable(text)).replace("|", "&#124;")
+
+
+def junit_xml(checks: list[Check], error: str | None = None) -> str:
+    suite = ElementTree.Element("testsuite", name="paligemma-eval gate",
+                                tests=str(len(checks) or 1 if error else len(checks)),
+                                failures=str(sum(c.regressed for c in checks)),
+                                errors="1" if error else "0")
+    if error:  # the gate could not judge: one error test case, never an empty pass
+        case = ElementTree.SubElement(suite, "testcase", classname="gate", name="inputs")
+        ElementTree.SubElement(case, "error", message=printable(error)).text = printable(error)
     for check in checks:
-        case = ElementTree.SubElement(suite, "testcase", classname=check.task, name=check.metric)
+        case = ElementTree.SubElement(suite, "testcase", classname=printable(check.task),
+                                      name=printable(check.metric))
         if check.regressed:
-            failure = ElementTree.SubElement(case, "failure", message=f"{check.task}/"
-                                             f"{check.metric} regressed")
+            failure = ElementTree.SubElement(case, "failure", message=f"{printable(check.task)}/"
+                                             f"{printable(check.metric)} regressed")
             failure.text = check.describe()
         else:
             ElementTree.SubElement(case, "system-out").text = check.describe()
@@ -235,9 +330,16 @@ def _rows(checks: list[Check]) -> list[list[str]]:
 HEADER = ["task", "metric", "baseline", "candidate", "difference", "95% CI", "verdict"]
 
 
-def markdown(checks: list[Check]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(checks)]
+def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None) -> str:
+    lines = ["## paligemma-eval gate", "",
+             f"Baseline `{markdown_cell(baseline)}`, candidate `{markdown_cell(candidate)}`. "
+             "Values are fractions (0-1) as in results.json.", ""]
+    if error:
+        return "\n".join(lines + [f"**Gate error (exit 2): the runs could not be judged.** "
+                                   f"{markdown_cell(error)}"]) + "\n"
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |"
+              for row in _rows(checks)]
     verdict = sum(c.regressed for c in checks)
     lines.append("")
     lines.append(f"**{verdict} regression(s)** in {len(checks)} checked metric(s)." if verdict
@@ -246,26 +348,47 @@ def markdown(checks: list[Check]) -> str:
 
 
 def text_table(checks: list[Check]) -> str:
-    rows = [HEADER, *_rows(checks)]
+    rows = [HEADER, *[[printable(cell) for cell in row] for row in _rows(checks)]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
+def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None) -> None:
+    if args.junit:
+        args.junit.write_text(junit_xml(checks, error))
+    if args.summary:
+        args.summary.write_text(markdown(checks, str(args.baseline), str(args.candidate), error))
+
+
+def _task_list(value: str | None) -> list[str] | None:
+    names = [n for n in (value or "").split(",") if n]
+    if value is not None and not names:
+        raise GateInputError(f"--tasks {value!r}: no task names")
+    return names or None
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     try:
-        candidate = load_run(args.candidate)
+        names = _task_list(args.tasks)
+        candidate = select_tasks(load_run(args.candidate), names)
         baseline = published_run(candidate) if str(args.baseline) == "published" \
-            else load_run(args.baseline)
-        policy = tomllib.loads(args.policy.read_text()) if args.policy else {}
+            else select_tasks(load_run(args.baseline), names)
+        try:
+            policy = tomllib.loads(args.policy.read_text()) if args.policy else {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise GateInputError(f"--policy {args.policy}: {error}") from None
+        check_policy(policy, baseline, candidate)
         checks = gate(candidate, baseline, policy, args.allow_mismatch, args.bootstrap, args.seed)
-    except (GateInputError, OSError, tomllib.TOMLDecodeError) as error:
-        print(f"paligemma-eval gate: error: {error}", file=sys.stderr)
+        if not checks:
+            raise GateInputError("no metric could be checked (nothing shared, or every value "
+                                 "undefined): the gate cannot pass on nothing")
+    except GateInputError as error:
+        message = printable(error).splitlines()[0] if str(error) else "gate input error"
+        print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
+        _write_reports(args, [], message)
         return 2
     print(text_table(checks))
-    if args.junit:
-        args.junit.write_text(junit_xml(checks))
-    if args.summary:
-        args.summary.write_text(markdown(checks))
+    _write_reports(args, checks, None)
     regressed = [c for c in checks if c.regressed]
     for check in regressed:
         print(f"REGRESSED {check.describe()}", file=sys.stderr)
@@ -274,10 +397,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     try:
-        a, b = load_run(args.run_a), load_run(args.run_b)
+        names = _task_list(args.tasks)
+        a, b = select_tasks(load_run(args.run_a), names), select_tasks(load_run(args.run_b), names)
     except GateInputError as error:
-        print(f"paligemma-eval compare: error: {error}", file=sys.stderr)
+        print(f"paligemma-eval compare: error: {printable(error)}", file=sys.stderr)
         return 2
+    for task in sorted(set(a.tasks) ^ set(b.tasks)):
+        where = "A" if task in a.tasks else "B"
+        print(f"warning: {printable(task)} is only in run {where}; not compared", file=sys.stderr)
+    for problem in _check_comparable(a, b, [t for t in a.tasks if t in b.tasks]):
+        print(f"warning: {printable(problem)}", file=sys.stderr)
     print(f"{'task/metric':<40} {'A':>9} {'B':>9} {'B - A':>9}  95% CI (paired)      sig")
     for task in a.tasks:
         if task not in b.tasks:
@@ -289,7 +418,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
             ci = c.get("ci95")
             ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
-            print(f"{task + '/' + metric:<40} {c['a']:>9.4f} {c['b']:>9.4f} "
+            print(f"{printable(task + '/' + metric):<40} {c['a']:>9.4f} {c['b']:>9.4f} "
                   f"{c['difference']:>+9.4f}  {ci_text:<20} {'*' if c['significant'] else ''}")
     return 0
 
@@ -298,8 +427,11 @@ def add_commands(commands: Any) -> None:
     compare = commands.add_parser("compare", help="paired comparison of two runs (B - A)")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
-    compare.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES)
-    compare.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    compare.add_argument("--tasks", help="comma-separated tasks to compare (default: all shared)")
+    compare.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
+                         help="resamples for paired intervals (default: %(default)s)")
+    compare.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                         help="bootstrap seed (default: %(default)s)")
     compare.set_defaults(func=cmd_compare)
 
     checker = commands.add_parser("gate", help="fail (exit 1) when a candidate regressed")
@@ -311,6 +443,10 @@ def add_commands(commands: Any) -> None:
     checker.add_argument("--summary", type=Path, help="write a Markdown summary here")
     checker.add_argument("--allow-mismatch", action="store_true",
                          help="compare runs on different data, prompts or decoding")
-    checker.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES)
-    checker.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    checker.add_argument("--tasks", help="comma-separated tasks to gate on (default: every task "
+                                         "of the baseline)")
+    checker.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
+                         help="resamples for paired intervals (default: %(default)s)")
+    checker.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                         help="bootstrap seed (default: %(default)s)")
     checker.set_defaults(func=cmd_gate)

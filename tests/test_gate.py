@@ -141,3 +141,83 @@ def test_gate_against_the_published_numbers(tmp_path):
     unpublished, _ = gate_cli(tmp_path, tiny, "published")
     assert unpublished.returncode == 2 and "publish no number for variant 'pt-224'" in \
         unpublished.stderr
+
+
+def test_degraded_checkpoint_fails_under_the_example_policy(runs, tmp_path):
+    policy = Path(__file__).resolve().parent.parent / "docs" / "gate.example.toml"
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--policy", str(policy))
+    assert done.returncode == 1, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("policy, message", [
+    ('[tasks.vqav2_val]\nmetrics = ["acuracy"]\n', "metric 'acuracy' does not exist"),
+    ("[default]\nmax_dorp = 0.5\n", "unknown key 'max_dorp'"),
+    ("[defaults]\nmax_drop = 0.5\n", "unknown table(s) defaults"),
+    ('[default]\nmax_drop = "a lot"\n', "max_drop must be a number"),
+    ("[default]\nrequire_significance = 1\n", "require_significance must be true or false"),
+    ("[default\n", "--policy"),
+])
+def test_a_policy_the_gate_cannot_apply_fails_closed(runs, tmp_path, policy, message):
+    path = tmp_path / "policy.toml"
+    path.write_text(policy)
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--policy", str(path))
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    suite = ElementTree.parse(junit).getroot()       # written on exit 2 too: one error case
+    assert suite.get("errors") == "1" and suite.find("testcase/error") is not None
+    assert "could not be judged" in (tmp_path / "s.md").read_text()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_text("{not json"), "not a readable results file"),
+    (lambda p: p.write_text('{"model": {}}'), 'no per-task "metrics"'),
+    (lambda p: p.write_text('{"tasks": {"t": {"value": 1}}}'), 'no per-task "metrics"'),
+    (lambda p: p.unlink(), "no results.json or safety.json"),
+])
+def test_broken_results_files_exit_2_not_1(runs, tmp_path, damage, message):
+    broken = tmp_path / "broken"
+    shutil.copytree(runs["good"], broken)
+    damage(broken / "results.json")
+    done, junit = gate_cli(tmp_path, broken, runs["good"])
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert ElementTree.parse(junit).getroot().get("errors") == "1"
+
+
+def test_tasks_narrows_gate_and_compare_and_compare_warns(runs, tmp_path):
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--tasks", "mmvp")
+    cases = list(ElementTree.parse(junit).getroot())
+    assert {case.get("classname") for case in cases} == {"mmvp"}
+    other = tmp_path / "other"
+    shutil.copytree(runs["good"], other)
+    results = json.loads((other / "results.json").read_text())
+    results["tasks"]["vqav2_val"]["prompt"] = "question: {question}"
+    results["tasks"]["mmvp"]["decoding"]["max_new_tokens"] = 3
+    del results["tasks"]["docvqa_val"]
+    (other / "results.json").write_text(json.dumps(results))
+    compared = subprocess.run(cli("compare", str(runs["good"]), str(other), "--bootstrap", "10"),
+                              capture_output=True, text=True)
+    warnings = compared.stderr.splitlines()
+    assert any("vqav2_val: prompt differs" in w for w in warnings)
+    assert any("mmvp: decoding differs" in w for w in warnings)
+    assert any("docvqa_val is only in run A" in w for w in warnings)
+    narrowed = subprocess.run(cli("compare", str(runs["good"]), str(other), "--tasks", "mmvp",
+                                  "--bootstrap", "10"), capture_output=True, text=True)
+    assert "vqav2_val" not in narrowed.stdout and "mmvp/" in narrowed.stdout
+
+
+def test_untrusted_names_stay_inside_their_cell_and_the_xml_stays_valid(tmp_path):
+    name = "<script>x</script>|evil\x07\nrow"
+    for side, value in (("a", 0.9), ("b", 0.5)):
+        path = tmp_path / side
+        path.mkdir()
+        (path / "results.json").write_text(json.dumps({"model": {}, "tasks": {name: {
+            "headline": "accuracy", "prompt": "p", "metrics": {"accuracy": {
+                "value": value, "n": 10, "ci95": [value - .01, value + .01]}}}}}))
+    done, junit = gate_cli(tmp_path, tmp_path / "b", tmp_path / "a")
+    assert done.returncode == 1, done.stderr
+    ElementTree.parse(junit)                          # parses: no raw control character
+    summary = (tmp_path / "s.md").read_text()
+    assert "<script>" not in summary and "a" in summary
+    table = [line for line in summary.splitlines() if line.startswith("|")]
+    assert len({line.count("|") - line.count("\\|") for line in table}) == 1
