@@ -63,6 +63,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def max_memory(value: str) -> dict:
+    """'0=70GiB,cpu=100GiB' -> {0: '70GiB', 'cpu': '100GiB'} (accelerate's max_memory)."""
+    limits = {}
+    for item in value.split(","):
+        device, _, limit = item.partition("=")
+        if not device or not limit:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected DEVICE=SIZE, e.g. 0=70GiB")
+        limits[int(device) if device.isdigit() else device] = limit
+    return limits
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="hub id, local transformers directory, or embedded demo model "
@@ -71,7 +82,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="default: bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
-    parser.add_argument("--device-map", choices=["auto"], help="spread a large model over GPUs")
+    parser.add_argument("--device-map", choices=["auto"],
+                        help="spread a large model over GPUs (hub, local and .npz checkpoints)")
+    parser.add_argument("--max-memory", type=max_memory,
+                        help="with --device-map auto: per-device limits, e.g. "
+                             "0=70GiB,1=70GiB,cpu=200GiB")
     parser.add_argument("--kind", choices=["pt", "mix", "ft"],
                         help="checkpoint kind for report labels (default: guessed from the name)")
     parser.add_argument("--npz-base",
@@ -124,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
                            device_map=args.device_map, revision=args.revision, kind=args.kind,
-                           npz_base=args.npz_base)
+                           npz_base=args.npz_base, max_memory=args.max_memory)
     if context.rank == 0:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "

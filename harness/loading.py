@@ -28,7 +28,8 @@ LOADERS: list[tuple[Callable[[str], bool], Callable[..., PaliGemmaModel]]] = [
 
 def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
                device_map: str | None = None, revision: str | None = None,
-               kind: str | None = None, npz_base: str | None = None) -> PaliGemmaModel:
+               kind: str | None = None, npz_base: str | None = None,
+               max_memory: dict | None = None) -> PaliGemmaModel:
     """Load a checkpoint: embedded short name, local directory, hub id or big_vision .npz."""
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
@@ -37,5 +38,5 @@ def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
     for accepts, loader in LOADERS:
         if accepts(spec):
             return loader(spec, dtype=dtype, device=device, device_map=device_map,
-                          revision=revision, kind=kind, npz_base=npz_base)
+                          revision=revision, kind=kind, npz_base=npz_base, max_memory=max_memory)
     raise ModelError(f"no loader accepts {spec!r}")

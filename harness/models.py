@@ -122,7 +122,8 @@ def _is_transformers_dir(path: Path) -> bool:
 
 
 def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
-                       revision: str | None, kind: str | None, **_: Any) -> PaliGemmaModel:
+                       revision: str | None, kind: str | None, max_memory: dict | None = None,
+                       **_: Any) -> PaliGemmaModel:
     from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
     name = str(EMBEDDED.get(spec, spec))
@@ -138,7 +139,8 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
     if config.model_type != "paligemma":
         raise ModelError(f"{spec}: model_type is {config.model_type!r}, not a PaliGemma checkpoint")
     model = PaliGemmaForConditionalGeneration.from_pretrained(
-        name, revision=revision, dtype=DTYPES[dtype], device_map=device_map or None)
+        name, revision=revision, dtype=DTYPES[dtype], device_map=device_map or None,
+        max_memory=max_memory if device_map else None)
     if not device_map:
         model = model.to(device)
     model.eval()

@@ -18,6 +18,7 @@ import ctypes
 import io
 import itertools
 import re
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class PartsReader(io.RawIOBase):
         self.starts = np.cumsum([0] + self.sizes[:-1]).tolist()
         self.total = sum(self.sizes)
         self.position = 0
-        self.handles = [open(p, "rb") for p in paths]
+        self.handles = [open(p, "rb", buffering=0) for p in paths]
 
     def readable(self) -> bool:
         return True
@@ -91,6 +92,40 @@ class PartsReader(io.RawIOBase):
         super().close()
 
 
+class StoredMember(io.RawIOBase):
+    """An uncompressed zip member read in place: seek is free and every byte is read from the
+    file at most once. (zipfile's own member stream re-reads from the member's start on each
+    backward seek on Python 3.11, which cost ~11x the file in reads when loading per layer.)"""
+
+    def __init__(self, stream: Any, start: int, size: int) -> None:
+        super().__init__()
+        self.stream, self.start, self.size, self.position = stream, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = min(max(0, base + offset), self.size)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self.size - self.position)
+        if want <= 0:
+            return 0
+        self.stream.seek(self.start + self.position)
+        got = self.stream.readinto(view[:want]) or 0
+        self.position += got
+        return got
+
+
 _PART = re.compile(r"^(?P<stem>.+\.npz)\.part(?P<index>\w+)$")
 
 
@@ -117,8 +152,11 @@ def checkpoint_files(spec: str) -> list[Path]:
     if numeric:
         numbers = [int(indices[p]) for p in ordered]
         expected = list(range(numbers[0], numbers[0] + len(numbers)))
-        if numbers[0] not in (0, 1) or numbers != expected:
-            missing = sorted(set(range(min(numbers[0], 1), numbers[-1] + 1)) - set(numbers))
+        # zero-padded indices (part00, part01, ...) count from 0; plain ones from 0 or 1
+        first = 0 if any(len(i) > 1 and i.startswith("0") for i in indices.values()) \
+            else min(numbers[0], 1)
+        if numbers[0] != first or numbers != expected:
+            missing = sorted(set(range(first, numbers[-1] + 1)) - set(numbers))
             raise ModelError(f"{spec}: missing part(s) {missing} of {match.group('stem')}")
     return ordered
 
@@ -128,7 +166,10 @@ class NpzCheckpoint:
 
     def __init__(self, spec: str) -> None:
         self.files = checkpoint_files(spec)
-        self.stream = PartsReader(self.files) if len(self.files) > 1 else open(self.files[0], "rb")
+        # Unbuffered: a buffered file reads ahead 8 KiB at every seek, i.e. per array header.
+        self.stream = PartsReader(self.files) if len(self.files) > 1 else \
+            open(self.files[0], "rb", buffering=0)
+        self.headers: dict[str, tuple[tuple[int, ...], bool, np.dtype]] = {}
         try:
             self.zip = zipfile.ZipFile(self.stream)
         except zipfile.BadZipFile:
@@ -148,12 +189,29 @@ class NpzCheckpoint:
         name = member[:-4]
         return name[len("params/"):] if name.startswith("params/") else name
 
+    def _open(self, name: str) -> Any:
+        """A member's bytes: in place when stored (big_vision writes stored .npz files),
+        through zipfile's decompressor otherwise."""
+        info = self.zip.getinfo(self.members[name])
+        if info.compress_type != zipfile.ZIP_STORED:
+            return self.zip.open(info)
+        self.stream.seek(info.header_offset)
+        local = self.stream.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        return StoredMember(self.stream, info.header_offset + 30 + name_length + extra_length,
+                            info.file_size)
+
+    def stored(self, name: str) -> bool:
+        return self.zip.getinfo(self.members[name]).compress_type == zipfile.ZIP_STORED
+
     def _read(self, name: str, reader: Any) -> Any:
         """reader(open member) -> value; a damaged archive becomes a ModelError naming it."""
         if name not in self.members:
             raise ModelError(f"checkpoint has no parameter {name!r}")
         try:
-            with self.zip.open(self.members[name]) as handle:
+            with self._open(name) as handle:
                 return reader(handle)
         except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
             hint = "parts missing, out of order or truncated" if len(self.files) > 1 else \
@@ -161,8 +219,13 @@ class NpzCheckpoint:
             raise ModelError(f"{self.files[0]}: parameter {name!r} is unreadable ({error}): "
                              f"{hint}?") from None
 
+    def header(self, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+        if name not in self.headers:
+            self.headers[name] = self._read(name, _header)
+        return self.headers[name]
+
     def shape(self, name: str) -> tuple[int, ...]:
-        return self._read(name, _header)[0]
+        return self.header(name)[0]
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: self.shape(name) for name in self.members}
@@ -178,8 +241,10 @@ class NpzCheckpoint:
     def layers(self, name: str) -> Iterator[np.ndarray]:
         """A stacked parameter one layer at a time, straight from the file: the whole stack
         (all layers of, say, the MLP) is never in memory at once."""
-        shape, fortran, _ = self._read(name, _header)
-        if fortran:  # a layer is not contiguous in the file: read the stack whole
+        shape, fortran, _ = self.header(name)
+        if fortran or not self.stored(name):
+            # A Fortran-ordered layer is not contiguous; a compressed member cannot seek without
+            # decompressing again from its start: read either stack once, whole.
             yield from self.array(name)
             return
         for index in range(shape[0]):
@@ -384,49 +449,124 @@ def _check_config(config: Any, variant: Variant, base: str) -> None:
              "kv heads": (t.num_key_value_heads, variant.text["kv_heads"]),
              "mlp": (t.intermediate_size, variant.text["mlp"])}
     wrong = {k: v for k, v in found.items() if v[0] != v[1]}
-    if wrong or (config.text_config.model_type == "gemma2") != (variant.family == "paligemma2"):
+    base_family = "paligemma2" if config.text_config.model_type == "gemma2" else "paligemma"
+    if base_family != variant.family:
+        raise ModelError(f"--npz-base {base} is a {base_family} (Gemma"
+                         f"{' 2' if base_family == 'paligemma2' else ''}) checkpoint, the .npz is "
+                         f"{variant.family}" + (f"; also differs in {next(iter(wrong))}"
+                                                if wrong else ""))
+    if wrong:
         raise ModelError(f"--npz-base {base} does not match the checkpoint's shapes: "
                          + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in wrong.items()))
+    if variant.text["vocab"] > t.vocab_size:
+        raise ModelError(f"--npz-base {base}: the checkpoint's vocabulary ({variant.text['vocab']}"
+                         f") is larger than the base's ({t.vocab_size})")
 
 
-def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = None,
-             revision: str | None = None, kind: str | None = None,
-             base: str | None = None) -> PaliGemmaModel:
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+def _base_config(base: str, base_name: str, revision: str | None) -> Any:
+    from transformers import AutoConfig
 
-    from paligemma_eval.harness.models import EMBEDDED, kind_from_name
-
-    ckpt = NpzCheckpoint(spec)
+    path = Path(base_name)
+    if path.exists() and not (path / "config.json").is_file():
+        raise ModelError(f"--npz-base {base}: no config.json in it (not a transformers "
+                         f"checkpoint directory)")
+    if not path.exists() and (base_name.startswith((".", "/", "~")) or base_name.count("/") != 1):
+        raise ModelError(f"--npz-base {base}: no such directory")
     try:
-        shapes = ckpt.shapes()
-        variant = infer_variant(shapes, strict=base is None)
-        base_name = str(EMBEDDED.get(base, base)) if base else variant.hub_id
-        if base:
-            config = AutoConfig.from_pretrained(base_name, revision=revision)
-            _check_config(config, variant, base)
-        else:
-            config = published_config(variant)
+        return AutoConfig.from_pretrained(base_name, revision=revision)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"--npz-base {base}: cannot read its config "
+                         f"({str(error).splitlines()[0]})") from None
+
+
+def _processor(spec: str, base_name: str, revision: str | None) -> Any:
+    """Tokenizer and image processor, resolved before any weight is read: a 28B checkpoint is
+    minutes of reading, too long to wait for a missing tokenizer."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(base_name, revision=revision)
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"tokenizer/image processor for {spec}: cannot load {base_name!r} "
+                         f"({reason}); pass --npz-base with a local PaliGemma directory of the "
+                         f"same variant") from None
+
+
+def _placement(model: Any, device: str, device_map: str | None,
+               max_memory: dict | None) -> dict[str, Any]:
+    """Module name -> device: everything on `device`, or accelerate's plan over the GPUs (and
+    CPU) for --device-map auto, computed on the memory-less model before any weight is read."""
+    if not device_map:
+        return {"": device}
+    from accelerate import infer_auto_device_map
+
+    return infer_auto_device_map(model, max_memory=max_memory,
+                                 no_split_module_classes=model._no_split_modules or [])
+
+
+def _device_for(plan: dict[str, Any], name: str) -> Any:
+    while name and name not in plan:
+        name = name.rpartition(".")[0]
+    return plan.get(name, plan.get(""))
+
+
+def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str | None = None,
+                 max_memory: dict | None = None, config: Any = None,
+                 ckpt: NpzCheckpoint | None = None) -> tuple[Any, Any, Variant]:
+    """The model with the checkpoint's weights, each tensor placed on its device as it is read
+    (never a full copy in host memory first). Returns (model, config, variant)."""
+    from accelerate import dispatch_model, init_empty_weights
+    from accelerate.utils import set_module_tensor_to_device
+    from transformers import PaliGemmaForConditionalGeneration
+
+    own = ckpt is None
+    ckpt = ckpt or NpzCheckpoint(spec)
+    try:
+        variant = infer_variant(ckpt.shapes(), strict=config is None)
+        config = config or published_config(variant)
         with init_empty_weights():
             model = PaliGemmaForConditionalGeneration(config)
+        plan = _placement(model, device, device_map, max_memory)
         target = DTYPES[dtype]
-        vocab_size = config.text_config.vocab_size
-        for name, tensor in _all_params(ckpt, variant, vocab_size):
-            model.load_state_dict({name: tensor.to(target).contiguous()}, strict=False,
-                                  assign=True)
+        expected = dict(model.named_parameters())
+        for name, tensor in _all_params(ckpt, variant, config.text_config.vocab_size):
+            if name in expected and tuple(expected[name].shape) != tuple(tensor.shape):
+                raise ModelError(f"{spec}: {name} has shape {tuple(tensor.shape)} in the "
+                                 f"checkpoint, the model expects {tuple(expected[name].shape)}")
+            set_module_tensor_to_device(model, name, _device_for(plan, name),
+                                        value=tensor.to(target).contiguous())
         model.tie_weights()
         left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
         if left:
             raise ModelError(f"{spec}: checkpoint is missing parameters for {left[:4]}")
     finally:
-        ckpt.close()
-    model = model.to(device).eval()
+        if own:
+            ckpt.close()
+    if device_map:
+        model = dispatch_model(model, device_map=plan)
+    return model.eval(), config, variant
+
+
+def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = None,
+             revision: str | None = None, kind: str | None = None,
+             base: str | None = None, max_memory: dict | None = None) -> PaliGemmaModel:
+    from paligemma_eval.harness.models import EMBEDDED, kind_from_name
+
+    ckpt = NpzCheckpoint(spec)
     try:
-        processor = AutoProcessor.from_pretrained(base_name, revision=revision)
-    except OSError as error:
-        raise ModelError(f"tokenizer/image processor for {spec}: cannot load {base_name!r} "
-                         f"({error}); pass --npz-base with a local PaliGemma directory of the "
-                         f"same variant") from None
+        variant = infer_variant(ckpt.shapes(), strict=base is None)
+        base_name = str(EMBEDDED.get(base, base)) if base else variant.hub_id
+        config = None
+        if base:
+            config = _base_config(base, base_name, revision)
+            _check_config(config, variant, base)
+        processor = _processor(spec, base_name, revision)
+        model, config, variant = load_weights(spec, dtype=dtype, device=device,
+                                              device_map=device_map, max_memory=max_memory,
+                                              config=config, ckpt=ckpt)
+    finally:
+        ckpt.close()
     n_parameters = sum(p.numel() for p in model.parameters())
     info = ModelInfo(id=spec, revision=None, fingerprint=_fingerprint(ckpt.files), dtype=dtype,
                      kind=kind or kind_from_name(Path(spec).name),

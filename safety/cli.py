@@ -42,7 +42,7 @@ def cmd_safety(args: argparse.Namespace) -> int:
                          threshold=args.threshold)
     model = load_model(args.model, dtype=args.dtype, device=args.device,
                        device_map=args.device_map, revision=args.revision, kind=args.kind,
-                       npz_base=args.npz_base)
+                       npz_base=args.npz_base, max_memory=args.max_memory)
     try:
         document = run_audit(model, scorer, audit, options)
     except ScorerError as error:

@@ -116,3 +116,115 @@ def test_run_on_npz_matches_the_transformers_model_and_convert_writes_one(tmp_pa
     assert done.returncode == 0, done.stderr
     converted = load_model(str(tmp_path / "converted"), device="cpu")
     torch.testing.assert_close(logits(converted), logits(model), atol=1e-5, rtol=1e-5)
+
+
+def _rchar() -> int:
+    for line in open("/proc/self/io"):
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_loading_reads_each_byte_of_the_file_about_once(original, tmp_path, compressed):
+    from paligemma_eval.harness.npz import NpzCheckpoint, _all_params
+    from tests.npz_writer import big_vision_arrays
+
+    name, model = original
+    path = tmp_path / "ckpt.npz"
+    arrays = {f"params/{k}": v for k, v in big_vision_arrays(model.model).items()}
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    before = _rchar()
+    ckpt = NpzCheckpoint(str(path))
+    variant = infer_variant(ckpt.shapes(), strict=False)
+    vocab = model.model.config.text_config.vocab_size
+    loaded = sum(t.numel() for _, t in _all_params(ckpt, variant, vocab))
+    ckpt.close()
+    read = _rchar() - before
+    assert loaded > 0
+    # stored: every byte at most once (plus headers); deflated: the compressed stream once
+    assert read <= 1.1 * path.stat().st_size + 64 * 1024, (read, path.stat().st_size)
+
+
+def test_device_map_auto_places_each_tensor_as_it_is_read(original, tmp_path):
+    name, model = original
+    path = write_npz(model.model, tmp_path / "m.npz", bfloat16=name.endswith("2"))
+    placed = load_model(str(path), dtype="float32", device="cpu", device_map="auto",
+                        npz_base=name)
+    assert {p.device.type for p in placed.model.parameters()} == {"cpu"}
+    torch.testing.assert_close(logits(placed), logits(model), atol=1e-5, rtol=1e-5)
+
+
+def _headers_only_npz(path, shapes: dict) -> None:
+    """A published-variant-shaped .npz whose members hold only their .npy headers: enough for
+    shape inference, nothing to load (the checks must fail before any weight is read)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, shape in shapes.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": shape})
+            archive.writestr(f"params/{name}.npy", header.getvalue())
+
+
+def test_missing_tokenizer_fails_fast_naming_npz_base(tmp_path):
+    import os
+    import time
+
+    from tests.npz_writer import published_shapes
+
+    path = tmp_path / "paligemma2-28b-pt-224.npz"
+    _headers_only_npz(path, published_shapes("paligemma2", "28B", 224))
+    started = time.perf_counter()
+    done = subprocess.run(cli("run", "--model", str(path), "--tasks", "vqav2_val", "--output",
+                              str(tmp_path / "o")), capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 2 and "--npz-base" in done.stderr, done.stderr
+    assert "google/paligemma2-28b-pt-224" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert elapsed < 5 + 5, elapsed   # 5 s target plus interpreter start on a busy machine
+
+
+def _npz_case(tmp_path, case: str) -> tuple[str, list[str]]:
+    from tests.npz_writer import big_vision_arrays
+
+    model = load_model("tiny-paligemma", device="cpu")
+    arrays = big_vision_arrays(model.model)
+    base = ["--npz-base", "tiny-paligemma"]
+    if case == "wrong shape":
+        arrays["img/head/bias"] = np.zeros(arrays["img/head/bias"].shape[0] + 1, np.float32)
+    if case == "vocabulary larger than the base's":
+        embedding = arrays["llm/embedder/input_embedding"]
+        arrays["llm/embedder/input_embedding"] = np.concatenate([embedding, embedding])
+    path = tmp_path / "m.npz"
+    np.savez(path, **{f"params/{k}": v for k, v in arrays.items()})
+    if case == "no such base":
+        base = ["--npz-base", str(tmp_path / "nowhere")]
+    if case == "base without config":
+        (tmp_path / "empty").mkdir()
+        base = ["--npz-base", str(tmp_path / "empty")]
+    if case == "base of the other family":
+        base = ["--npz-base", "tiny-paligemma2"]
+    if case == "missing part00":
+        parts = split(path, 3)
+        path.unlink()
+        parts[0].unlink()
+        return str(parts[1]), base
+    return str(path), base
+
+
+@pytest.mark.parametrize("case, message", [
+    ("wrong shape", "linear.bias has shape (65,)"), ("vocabulary larger than the base's", "vocabulary"),
+    ("no such base", "no such directory"), ("base without config", "no config.json"),
+    ("base of the other family", "paligemma2"), ("missing part00", "missing part(s) [0]"),
+])
+def test_bad_checkpoints_are_one_line_errors(tmp_path, case, message):
+    spec, base = _npz_case(tmp_path, case)
+    done = subprocess.run(cli("run", "--model", spec, *base, "--tasks", "mmvp", "--output",
+                              str(tmp_path / "o")), capture_output=True, text=True)
+    assert done.returncode == 2, (case, done.stderr[-800:])
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr[-800:]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
