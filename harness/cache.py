@@ -38,7 +38,8 @@ class PredictionStore:
                 handle.truncate(end)
 
     def load(self, key: str | None = None, unterminated_ok: bool = False) -> dict[str, dict]:
-        """Records by id (under `key`, if given); the first record of an id wins. A last line
+        """Records by id (under `key`, if given); the last record of an id wins (the file is
+        append-only: a later line is a newer attempt, e.g. a retried failure). A last line
         without its newline is a write cut short: ignored here, cut off by the owner's next
         append (readers never truncate: another rank may be writing that file right now).
         `unterminated_ok` accepts it, for files written by other tools."""
@@ -53,7 +54,7 @@ class PredictionStore:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
             if key is None or record.get("key") == key:
-                records.setdefault(str(record["id"]), record)
+                records[str(record["id"])] = record
         return records
 
     def append(self, records: Iterable[dict]) -> None:

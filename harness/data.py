@@ -36,12 +36,28 @@ def local_path(source: DatasetSource, data_dir: Path) -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
+def _sha256(*paths: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def cell_fingerprint(value: Any) -> str:
+    """A short hash of what an image cell holds, without decoding it: its bytes, a local file's
+    bytes, or a URL. Part of each prediction's resume key, so an edited image is regenerated."""
+    digest = hashlib.sha256()
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, bytes):
+        digest.update(value)
+    elif isinstance(value, str) and "://" not in value and Path(value).is_file():
+        digest.update(Path(value).read_bytes())
+    else:
+        digest.update(str(value).encode())
+    return digest.hexdigest()[:16]
 
 
 def load(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
@@ -57,7 +73,13 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
         if kind == "json" and image_column in rows.column_names:
             rows = rows.map(lambda r: {image_column: r[image_column] if "://" in r[image_column]
                                        else str(path.parent / r[image_column])})
-        provenance = {"source": "local", "path": str(path), "sha256": _sha256(path),
+        images = sorted({path.parent / p for p in rows[image_column] if "://" not in p}) \
+            if kind == "json" and image_column in rows.column_names else []
+        missing = [p for p in images if not p.is_file()]
+        # The hash covers the image files a JSONL names, not only the JSONL itself.
+        files = [path, *(p for p in images if p.is_file())]
+        provenance = {"source": "local", "path": str(path), "sha256": _sha256(*files),
+                      "image_files": len(images), "missing_image_files": len(missing),
                       "hub_id": source.hub_id, "config": source.config, "split": source.split}
     else:
         rows = datasets.load_dataset(source.hub_id, source.config, split=source.split,

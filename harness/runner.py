@@ -35,6 +35,7 @@ class RunOptions:
     num_beams: int | None = None   # overrides the task's beam count
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
+    retry_failed: bool = True     # regenerate examples whose earlier attempt failed
     rank: int = 0
     world_size: int = 1
     barrier: Callable[[], None] = lambda: None  # waits for every rank's shard (data-parallel)
@@ -115,12 +116,30 @@ def _shard_store(out: Path, task: Task, options: RunOptions) -> PredictionStore:
     return PredictionStore(out / "predictions" / name)
 
 
-def load_predictions(out: Path, task: Task, key: str | None) -> dict[str, dict]:
+def load_predictions(out: Path, task: Task, key: str | None,
+                     inputs: dict[str, str] | None = None) -> dict[str, dict]:
+    """Records under the run key; with `inputs`, only those made from the example's current
+    prompt and image (a prediction of an edited example is stale and does not count)."""
     records: dict[str, dict] = {}
     for path in prediction_files(out, task):
         for example_id, record in PredictionStore(path).load(key).items():
-            records.setdefault(example_id, record)
+            if inputs is None or record.get("input") == inputs.get(example_id):
+                records.setdefault(example_id, record)
     return records
+
+
+def input_fingerprints(prepared: Prepared, ids: list[str]) -> dict[str, str]:
+    """Per example: hash of its prompt text and image content, the data half of its resume key."""
+    task = prepared.task
+    cells = prepared.rows.select_columns([task.image_column]) \
+        if task.image_column in prepared.rows.column_names else None
+    fingerprints = {}
+    for example_id in ids:
+        image = data.cell_fingerprint(cells[prepared.row_of[example_id]][task.image_column]) \
+            if cells is not None else ""
+        fingerprints[example_id] = run_key(prompt=prepared.prompts.get(example_id), image=image,
+                                           target=prepared.targets.get(example_id))
+    return fingerprints
 
 
 def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> dict[str, Any]:
@@ -130,12 +149,15 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     key = run_key(model=model.info.fingerprint, dtype=model.info.dtype,
                   backend=model.info.backend, task=task.name,
                   prompt=task.prompt, decoding=settings)
-    done = load_predictions(options.out, task, key)
-    store = _shard_store(options.out, task, options)
     position = {example_id: i for i, example_id in enumerate(prepared.ids)}
     mine = [i for i in prepared.ids if position[i] % options.world_size == options.rank]
+    fingerprints = input_fingerprints(prepared, mine)
+    done = load_predictions(options.out, task, key, fingerprints)
+    if options.retry_failed:
+        done = {i: r for i, r in done.items() if "error" not in r or i in prepared.failed}
+    store = _shard_store(options.out, task, options)
     row_of = prepared.row_of
-    store.append({"key": key, "id": i, "error": prepared.failed[i]}
+    store.append({"key": key, "id": i, "input": fingerprints[i], "error": prepared.failed[i]}
                  for i in mine if i in prepared.failed and i not in done)
     todo = [i for i in mine if i in prepared.prompts and i not in done]
     # Length-aware batching: similar prompt lengths share a batch, so little padding.
@@ -169,9 +191,10 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
                 pending = pool.submit(load_batch, batches[index + 1])
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
-            records = [{"key": key, "id": i, "prompt": prepared.prompts[i], "prediction": p}
-                       for i, p in zip(good, outputs)]
-            records += [{"key": key, "id": i, "error": reason} for i, reason in bad.items()]
+            records = [{"key": key, "id": i, "input": fingerprints[i], "prompt": prepared.prompts[i],
+                        "prediction": p} for i, p in zip(good, outputs)]
+            records += [{"key": key, "id": i, "input": fingerprints[i], "error": reason}
+                        for i, reason in bad.items()]
             store.append(records)
             generated += len(good)
             bar.update(len(good) + len(bad))
@@ -179,6 +202,10 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     return {"key": key, "generated": generated, "seconds": round(seconds, 3),
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
+
+
+def current_predictions(prepared: Prepared, out: Path, key: str) -> dict[str, dict]:
+    return load_predictions(out, prepared.task, key, input_fingerprints(prepared, prepared.ids))
 
 
 def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> dict[str, Any]:
@@ -211,7 +238,7 @@ def run_task(model: PaliGemmaModel, task: Task, options: RunOptions) -> dict[str
     options.barrier()
     if options.rank != 0:
         return None
-    records = load_predictions(options.out, task, throughput["key"])
+    records = current_predictions(prepared, options.out, throughput["key"])
     if task.submission is not None:  # test-server split: no references to score against
         result = submission_result(task, prepared, records, options.out)
     else:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.registry import DatasetSource, Task
 from paligemma_eval.harness.results import environment, harness_version, metric_entries, write_unit_scores
-from paligemma_eval.harness.runner import RunOptions, decoding, generate, load_predictions, prepare
+from paligemma_eval.harness.runner import (RunOptions, current_predictions, decoding, generate,
+                                           prepare)
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.safety.scorers import ScoreCache, Scorer
 
@@ -117,7 +118,7 @@ def run_audit(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
     task = fairface_task(options)
     prepared = prepare(task, run.data_dir, run.limit)
     throughput = generate(model, prepared, run)
-    predictions = load_predictions(run.out, task, throughput["key"])
+    predictions = current_predictions(prepared, run.out, throughput["key"])
     decode, orders = label_names(prepared.rows)
     failed = {i: r["error"] for i, r in predictions.items() if "error" in r}
     failed.update(prepared.failed)

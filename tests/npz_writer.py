@@ -8,6 +8,17 @@ import torch
 
 
 def big_vision_arrays(model) -> dict[str, np.ndarray]:
+    # big_vision writes C-ordered arrays: the loader streams them one layer at a time.
+    return {name: np.ascontiguousarray(value.numpy())
+            for name, value in big_vision_tensors(model).items()}
+
+
+def big_vision_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Every parameter's big_vision shape; works on a memory-less (meta) model of any size."""
+    return {name: tuple(value.shape) for name, value in big_vision_tensors(model).items()}
+
+
+def big_vision_tensors(model) -> dict[str, torch.Tensor]:
     config = model.config
     state = {k: v.detach().float() for k, v in model.state_dict().items()}
     v, t = config.vision_config, config.text_config
@@ -71,8 +82,7 @@ def big_vision_arrays(model) -> dict[str, np.ndarray]:
     else:
         out["llm/layers/pre_ffw_norm/scale"] = stack(
             lambda i: layer(i, "post_attention_layernorm.weight"), n_layers)
-    # big_vision writes C-ordered arrays: the loader streams them one layer at a time.
-    return {name: np.ascontiguousarray(value.numpy()) for name, value in out.items()}
+    return out
 
 
 def bf16_void(array: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 that cannot break the tool, and no clash with other packages' generic names."""
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,8 +17,10 @@ from tests.conftest import ROOT, cli
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)   # no stale files from an earlier build
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     (path,) = out.glob("paligemma_eval-*.whl")
     return path
 

@@ -1,0 +1,106 @@
+"""Loading a real-size big_vision .npz: bytes read, seconds against `cat`, peak memory.
+
+    python bench/npz_load.py [--variant 3B] [--dir DIR] [--keep]
+
+Writes a PaliGemma 2 224px checkpoint of the published shapes with random bfloat16 values
+(3B: about 6 GB) one array at a time, then in a fresh process loads it with
+`paligemma_eval.harness.npz.load_weights` (the weights path of `run --model X.npz`; the tokenizer is
+not needed) and prints: bytes read (/proc/self/io rchar) / file size, load seconds / seconds of
+`cat FILE > /dev/null` on the same file (run just before, so both see the same page cache), and
+peak RSS above the process's baseline / weight bytes. The file is removed afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.npz_writer import big_vision_shapes, published_shapes  # noqa: E402
+
+
+def all_shapes(size: str) -> dict[str, tuple[int, ...]]:
+    """Every array of a published variant, from a memory-less model of its config."""
+    from accelerate import init_empty_weights
+    from transformers import PaliGemmaForConditionalGeneration
+
+    from paligemma_eval.harness.npz import infer_variant, published_config
+
+    config = published_config(infer_variant(published_shapes("paligemma2", size, 224)))
+    with init_empty_weights():
+        model = PaliGemmaForConditionalGeneration(config)
+    return big_vision_shapes(model)
+
+LOADER = r"""
+import json, resource, sys, time
+def io():
+    fields = dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())
+    return int(fields["rchar"])
+def rss_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+from paligemma_eval.harness.npz import load_weights
+import torch
+base_rss, before, started = rss_kib(), io(), time.perf_counter()
+model, _, _ = load_weights(sys.argv[1], dtype="bfloat16")
+seconds, read = time.perf_counter() - started, io() - before
+weights = sum(p.numel() * p.element_size() for p in model.parameters())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "read": read, "weights": weights,
+                  "peak_above_baseline": (peak - base_rss) * 1024}))
+"""
+
+
+def write_checkpoint(path: Path, size: str) -> int:
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w", allowZip64=True) as archive:   # stored, as big_vision's
+        for name, shape in all_shapes(size).items():
+            count = int(np.prod(shape))
+            array = np.frombuffer(rng.bytes(2 * count), dtype="V2").reshape(shape)
+            with archive.open(f"params/{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+            del array
+    return path.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", default="3B", choices=["3B", "10B", "28B"])
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    path = args.dir / f"bench-paligemma2-{args.variant.lower()}-pt-224.npz"
+    try:
+        started = time.perf_counter()
+        size = write_checkpoint(path, args.variant)
+        print(f"wrote {path} ({size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        subprocess.run(f"cat '{path}' > /dev/null", shell=True, check=True)
+        cat = time.perf_counter() - started
+        done = subprocess.run([sys.executable, "-c", LOADER, str(path)], capture_output=True,
+                              text=True)
+        if done.returncode:
+            sys.exit(f"loading failed: {done.stderr[-3000:]}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"python {sys.version.split()[0]}")
+        print(f"bytes read / file size: {figures['read'] / size:.3f}")
+        print(f"load seconds / cat seconds: {figures['seconds']:.1f} / {cat:.1f} = "
+              f"{figures['seconds'] / cat:.2f}x")
+        print(f"peak RSS above baseline / weight bytes: "
+              f"{figures['peak_above_baseline'] / figures['weights']:.3f}")
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

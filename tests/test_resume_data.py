@@ -1,0 +1,67 @@
+"""Resume is keyed on the data: an edited example is regenerated, an unchanged one is not, and
+a failure fixed between runs is retried."""
+
+import json
+import shutil
+import subprocess
+
+import datasets
+
+from tests.conftest import cli
+
+VQA = "lmms-lab/VQAv2/default/validation.parquet"
+KARPATHY = "yerevann/coco-karpathy/default"
+
+
+def run(data_dir, out, task="vqav2_val", limit="8"):
+    done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--tasks", task, "--data-dir",
+                              str(data_dir), "--limit", limit, "--bootstrap", "20", "--output",
+                              str(out)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "results.json").read_text())["tasks"][task]
+
+
+def test_an_edited_question_is_regenerated_alone(tmp_path, data_dir):
+    data = tmp_path / "data"
+    (data / VQA).parent.mkdir(parents=True)
+    shutil.copy(data_dir / VQA, data / VQA)
+    first = run(data, tmp_path / "out")
+    assert first["throughput"]["generated"] == 8
+    rows = datasets.load_dataset("parquet", data_files=str(data / VQA), split="train")
+    rows = rows.map(lambda row, i: {"question": "what color is the shape?" if i == 3 else
+                                    row["question"]}, with_indices=True)
+    rows.to_parquet(str(tmp_path / "edited.parquet"))
+    shutil.move(tmp_path / "edited.parquet", data / VQA)
+    second = run(data, tmp_path / "out")
+    assert second["throughput"]["generated"] == 1 and second["throughput"]["resumed"] == 7
+    fresh = run(data, tmp_path / "fresh")
+    assert second["metrics"]["accuracy"]["value"] == fresh["metrics"]["accuracy"]["value"]
+    assert second["dataset"]["sha256"] != first["dataset"]["sha256"]
+
+
+def test_an_edited_image_file_is_regenerated_and_changes_the_data_hash(tmp_path, data_dir):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / KARPATHY, data / KARPATHY)
+    first = run(data, tmp_path / "out", "coco_cap_karpathy_test", "4")
+    rows = [json.loads(line) for line in (data / KARPATHY / "test.jsonl").read_text().splitlines()]
+    shutil.copy(data / KARPATHY / rows[3]["url"], data / KARPATHY / rows[1]["url"])
+    second = run(data, tmp_path / "out", "coco_cap_karpathy_test", "4")
+    assert second["throughput"]["generated"] == 1
+    assert second["dataset"]["sha256"] != first["dataset"]["sha256"]
+    fresh = run(data, tmp_path / "fresh", "coco_cap_karpathy_test", "4")
+    assert second["metrics"]["cider"]["value"] == fresh["metrics"]["cider"]["value"]
+
+
+def test_a_failed_image_fixed_between_runs_is_retried(tmp_path, data_dir):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / KARPATHY, data / KARPATHY)
+    rows = [json.loads(line) for line in (data / KARPATHY / "test.jsonl").read_text().splitlines()]
+    image = data / KARPATHY / rows[2]["url"]
+    saved = image.read_bytes()
+    image.write_bytes(b"not a png")
+    first = run(data, tmp_path / "out", "coco_cap_karpathy_test", "4")
+    assert [f["id"] for f in first["failed"]] == [rows[2]["filename"]]
+    image.write_bytes(saved)
+    second = run(data, tmp_path / "out", "coco_cap_karpathy_test", "4")
+    assert second["failed"] == [] and second["n_scored"] == 4
+    assert second["throughput"]["generated"] == 1
