@@ -8,11 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from paligemma_eval.harness import registry
 
 
 from paligemma_eval.harness.errors import InputError, UsageError
+from paligemma_eval.harness.lock import output_lock
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -78,7 +80,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="hub id, local transformers directory, or embedded demo model "
                              "(tiny-paligemma, tiny-paligemma2)")
-    parser.add_argument("--revision")
+    parser.add_argument("--revision", help="hub revision (branch, tag or commit) of the model "
+                                           "(default: main)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="default: bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
@@ -95,13 +98,23 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, type=Path)
-    parser.add_argument("--data-dir", type=Path, help="local copies of the datasets (see README)")
-    parser.add_argument("--limit", type=int, help="first N examples of each task")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-beams", type=int, help="override every task's beam count")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for intervals")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--output", required=True, type=Path,
+                        help="run directory: predictions, results.json, scores (resumable)")
+    parser.add_argument("--data-dir", type=Path, help="local copies of the datasets (see README; "
+                                                      "default: the hub)")
+    parser.add_argument("--limit", type=int, help="first N examples of each task (default: all)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="examples per generate call (default: 8)")
+    parser.add_argument("--num-beams", type=int,
+                        help="override every task's beam count (default: the task's)")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="resamples for intervals (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another run holds --output, wait for it (default: exit 2)")
+    parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                        help="keep earlier failures (unreadable images, ...) instead of "
+                             "retrying them (default: retry)")
 
 
 def run_options(args: argparse.Namespace, **extra: object):
@@ -110,20 +123,22 @@ def run_options(args: argparse.Namespace, **extra: object):
     _positive("--limit", args.limit)
     _positive("--batch-size", args.batch_size)
     _positive("--num-beams", args.num_beams)
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
                       batch_size=args.batch_size, num_beams=args.num_beams,
-                      resamples=args.bootstrap, seed=args.seed, **extra)
+                      resamples=args.bootstrap, seed=args.seed,
+                      retry_failed=getattr(args, "retry_failed", True), **extra)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from paligemma_eval.harness import distributed
-    from paligemma_eval.harness.loading import load_model
-    from paligemma_eval.harness.results import write_results
-    from paligemma_eval.harness.runner import run_task
 
     tasks = registry.resolve(t for t in args.tasks.split(",") if t)
+    if not tasks:
+        raise UsageError(f"--tasks {args.tasks!r}: no task names")
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight(tasks)
@@ -131,6 +146,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = run_options(args, rank=context.rank, world_size=context.world_size,
                        barrier=context.barrier)
     writable_dir(args.output)
+    with output_lock(args.output, args.wait, take=context.rank == 0):
+        return _run_locked(args, tasks, context, options)
+
+
+def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: Any) -> int:
+    from paligemma_eval.harness.loading import load_model
+    from paligemma_eval.harness.results import write_results
+    from paligemma_eval.harness.runner import run_task
+
     if args.backend == "vllm":
         from paligemma_eval.harness.vllm_backend import load_vllm
 
@@ -144,15 +168,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
               f"on {model.device}", file=sys.stderr)
-    results = {}
+    path = None
     for task in tasks:
         result = run_task(model, task, options)
         if result is not None:
-            results[task.name] = result
             _print_summary(task.name, result)
-    if context.rank == 0:
-        path = write_results(args.output, model.info.to_dict(), results,
-                             {"world_size": context.world_size})
+            # written per task, under the lock: a later task's failure loses no finished one
+            path = write_results(args.output, model.info.to_dict(), {task.name: result},
+                                 {"world_size": context.world_size})
+    if path is not None:
         print(f"results: {path}")
     context.close()
     return 0

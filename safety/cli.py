@@ -24,8 +24,8 @@ def _scorer(args: argparse.Namespace):
 
 def cmd_safety(args: argparse.Namespace) -> int:
     from paligemma_eval.harness.cli import run_options, writable_dir
-    from paligemma_eval.harness.loading import load_model
-    from paligemma_eval.safety.audit import AuditOptions, run_audit, write
+    from paligemma_eval.harness.lock import output_lock
+    from paligemma_eval.safety.audit import AuditOptions
     from paligemma_eval.safety.scorers import ScorerError
 
     options = run_options(args)
@@ -40,6 +40,15 @@ def cmd_safety(args: argparse.Namespace) -> int:
         return 2
     audit = AuditOptions(split=args.split, padding=args.padding, prompt=args.prompt,
                          threshold=args.threshold)
+    with output_lock(args.output, args.wait):
+        return _audit(args, scorer, server, audit, options)
+
+
+def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, options: Any) -> int:
+    from paligemma_eval.harness.loading import load_model
+    from paligemma_eval.safety.audit import run_audit, write
+    from paligemma_eval.safety.scorers import ScorerError
+
     model = load_model(args.model, dtype=args.dtype, device=args.device,
                        device_map=args.device_map, revision=args.revision, kind=args.kind,
                        npz_base=args.npz_base, max_memory=args.max_memory)

@@ -65,3 +65,29 @@ def test_a_failed_image_fixed_between_runs_is_retried(tmp_path, data_dir):
     second = run(data, tmp_path / "out", "coco_cap_karpathy_test", "4")
     assert second["failed"] == [] and second["n_scored"] == 4
     assert second["throughput"]["generated"] == 1
+
+
+def test_two_runs_into_one_output_take_turns_and_keep_both_tasks(tmp_path, data_dir):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = open(out / ".lock", "a+")          # a run in progress holds the directory
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    holder.write(str(os.getpid()))
+    holder.flush()
+    command = cli("run", "--model", "tiny-paligemma", "--tasks", "pope_random", "--data-dir",
+                  str(data_dir), "--limit", "4", "--bootstrap", "10", "--output", str(out))
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 2 and f"(pid {os.getpid()})" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    waiting = subprocess.Popen([*command, "--wait"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    run(data_dir, tmp_path / "elsewhere", "vqav2_val", "2")   # meanwhile, time passes
+    assert waiting.poll() is None                              # still waiting for the lock
+    holder.close()                                             # the first run ends
+    assert waiting.wait(timeout=300) == 0
+    run(data_dir, out, "vqav2_val", "4")
+    tasks = json.loads((out / "results.json").read_text())["tasks"]
+    assert set(tasks) == {"pope_random", "vqav2_val"}
