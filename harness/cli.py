@@ -153,7 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: Any) -> int:
     from paligemma_eval.harness.loading import load_model
     from paligemma_eval.harness.results import write_results
-    from paligemma_eval.harness.runner import run_task
+    from paligemma_eval.harness.runner import prepare, run_task
+
+    # Every task's data is found and checked before the model loads: a broken file for the
+    # last task must not cost the time of the ones before it.
+    prepared = {task.name: prepare(task, options.data_dir, options.limit) for task in tasks}
 
     if args.backend == "vllm":
         from paligemma_eval.harness.vllm_backend import load_vllm
@@ -170,7 +174,7 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
               f"on {model.device}", file=sys.stderr)
     path = None
     for task in tasks:
-        result = run_task(model, task, options)
+        result = run_task(model, task, options, prepared.pop(task.name))
         if result is not None:
             _print_summary(task.name, result)
             # written per task, under the lock: a later task's failure loses no finished one
@@ -330,6 +334,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (InputError, registry.UnknownTaskError) as error:
         print(f"paligemma-eval {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # everything written so far (fsynced predictions, finished tasks) stays
+        print(f"paligemma-eval {args.command}: interrupted; rerun to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `paligemma-eval tasks | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as error:  # a full disk, a file vanishing under us: one line, exit 2
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"paligemma-eval {args.command}: error: {error.strerror or error}{where}; "
+              f"results written so far are kept", file=sys.stderr)
         return 2
 
 

@@ -69,7 +69,18 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
             raise DatasetError(f"no local data for {source.describe()}: expected "
                                f"{expected}.parquet or {expected}.jsonl")
         kind = "parquet" if path.suffix == ".parquet" else "json"
-        rows = datasets.load_dataset(kind, data_files=str(path), split="train")
+        if path.stat().st_size == 0:
+            raise DatasetError(f"{path}: empty file")
+        verbosity = datasets.logging.get_verbosity()
+        datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we say it in one line
+        try:
+            rows = datasets.load_dataset(kind, data_files=str(path), split="train")
+        except Exception as error:  # the datasets library raises many types for bad files
+            cause = error.__cause__ or error
+            reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            raise DatasetError(f"{path}: not a readable {kind} file ({reason})") from None
+        finally:
+            datasets.logging.set_verbosity(verbosity)
         if kind == "json" and image_column in rows.column_names:
             rows = rows.map(lambda r: {image_column: r[image_column] if "://" in r[image_column]
                                        else str(path.parent / r[image_column])})
@@ -89,6 +100,8 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
                       "fingerprint": rows._fingerprint}
     if image_column and image_column in rows.column_names:
         rows = rows.cast_column(image_column, datasets.Image(decode=False))
+    if len(rows) == 0:
+        raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
     return LoadedData(rows, provenance)
 

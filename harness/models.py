@@ -114,6 +114,15 @@ def default_dtype(device: str) -> str:
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"--device {device}: this machine has no CUDA device (use cpu)")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ModelError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
+                             f"device(s) here")
+    elif device != "cpu":
+        raise ModelError(f"--device {device!r}: use auto, cpu or cuda:N")
     return device
 
 
@@ -128,6 +137,12 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
 
     name = str(EMBEDDED.get(spec, spec))
     path = Path(name)
+    if spec.startswith("tiny-") and spec not in EMBEDDED:
+        raise ModelError(f"--model {spec}: no such embedded model (embedded: "
+                         f"{', '.join(EMBEDDED)})")
+    if not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") != 1):
+        raise ModelError(f"--model {spec}: no such file or directory, and not a hub id "
+                         f"(owner/name)")
     if path.exists():
         if not path.is_dir() or not _is_transformers_dir(path):
             found = sorted(p.name for p in path.iterdir())[:12] if path.is_dir() else [path.name]
@@ -135,7 +150,11 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
                              f"found {found})")
         config = AutoConfig.from_pretrained(path)
     else:
-        config = AutoConfig.from_pretrained(name, revision=revision)
+        try:
+            config = AutoConfig.from_pretrained(name, revision=revision)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"--model {spec}: cannot load its config from the hub "
+                             f"({str(error).splitlines()[0]})") from None
     if config.model_type != "paligemma":
         raise ModelError(f"{spec}: model_type is {config.model_type!r}, not a PaliGemma checkpoint")
     model = PaliGemmaForConditionalGeneration.from_pretrained(

@@ -534,8 +534,9 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
             if name in expected and tuple(expected[name].shape) != tuple(tensor.shape):
                 raise ModelError(f"{spec}: {name} has shape {tuple(tensor.shape)} in the "
                                  f"checkpoint, the model expects {tuple(expected[name].shape)}")
+            # dtype given: otherwise accelerate casts to the empty model's float32 (2x memory)
             set_module_tensor_to_device(model, name, _device_for(plan, name),
-                                        value=tensor.to(target).contiguous())
+                                        value=tensor.contiguous(), dtype=target)
         model.tie_weights()
         left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
         if left:

@@ -100,7 +100,17 @@ def write_unit_scores(path: Path, scores: Scores) -> None:
     payload = {"units": scores.units,
                "ratios": {name: {"num": r.num.tolist(), "den": r.den.tolist()}
                           for name, r in scores.ratios.items()}}
-    path.write_text(json.dumps(payload))
+    write_atomically(path, json.dumps(payload))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Whole or not at all: a full disk leaves the old file (or none), never a cut one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
@@ -129,9 +139,7 @@ def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict
         **(extra or {}),
         "tasks": {**kept, **tasks},
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=False, default=_jsonable))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(document, indent=2, sort_keys=False, default=_jsonable))
     return path
 
 

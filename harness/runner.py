@@ -231,9 +231,10 @@ def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> 
                        failed, options.resamples, options.seed)
 
 
-def run_task(model: PaliGemmaModel, task: Task, options: RunOptions) -> dict[str, Any] | None:
+def run_task(model: PaliGemmaModel, task: Task, options: RunOptions,
+             prepared: Prepared | None = None) -> dict[str, Any] | None:
     """Generate (resuming) and, on rank 0 of a complete set of shards, score one task."""
-    prepared = prepare(task, options.data_dir, options.limit)
+    prepared = prepared or prepare(task, options.data_dir, options.limit)
     throughput = generate(model, prepared, options)
     options.barrier()
     if options.rank != 0:
