@@ -30,6 +30,8 @@ bench: $(VENV)/.installed
 	$(PY) bench/data_parallel.py
 	$(PY) bench/npz_memory.py
 	$(PY) bench/seg_decoder_speed.py
+	$(PY) bench/cli_start.py
+	$(PY) bench/npz_load.py        # writes and removes a 6 GB file under $$TMPDIR
 
 fixtures: $(VENV)/.installed
 	$(PY) -m paligemma_eval.harness.demo.fixtures

@@ -73,6 +73,9 @@ def load_run(path: Path) -> Run:
                 isinstance(t, dict) and isinstance(t.get("metrics"), dict) for t in tasks.values()):
             raise GateInputError(f"{file}: no per-task \"metrics\" (not a paligemma-eval "
                                  f"results file?)")
+        if document.get("complete") is False:   # an audit too few captions of which scored
+            raise GateInputError(f"{file}: marked incomplete (coverage "
+                                 f"{document.get('coverage')}); the gate cannot judge it")
         documents.append(document)
     if not documents:
         raise GateInputError(f"{path}: no results.json or safety.json")

@@ -44,17 +44,12 @@ RESOLUTIONS = {256: 224, 1024: 448, 4096: 896}   # image tokens -> pixels
 
 
 # ---------------------------------------------------------------- reading (.npz and parts) --
-class PartsReader(io.RawIOBase):
-    """One seekable, read-only byte stream over ordered part files."""
+class ByteView(io.RawIOBase):
+    """A read-only, seekable byte stream of `size` bytes; subclasses say how to read."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self.paths = paths
-        self.sizes = [p.stat().st_size for p in paths]
-        self.starts = np.cumsum([0] + self.sizes[:-1]).tolist()
-        self.total = sum(self.sizes)
-        self.position = 0
-        self.handles = [open(p, "rb", buffering=0) for p in paths]
+        self.size, self.position = size, 0
 
     def readable(self) -> bool:
         return True
@@ -66,14 +61,25 @@ class PartsReader(io.RawIOBase):
         return self.position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.total}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
         self.position = max(0, base + offset)
         return self.position
+
+
+class PartsReader(ByteView):
+    """One stream over ordered part files."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.sizes = [p.stat().st_size for p in paths]
+        self.starts = np.cumsum([0] + self.sizes[:-1]).tolist()
+        super().__init__(sum(self.sizes))
+        self.handles = [open(p, "rb", buffering=0) for p in paths]
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         done = 0
-        while done < len(view) and self.position < self.total:
+        while done < len(view) and self.position < self.size:
             part = int(np.searchsorted(self.starts, self.position, side="right")) - 1
             offset = self.position - self.starts[part]
             handle = self.handles[part]
@@ -92,28 +98,14 @@ class PartsReader(io.RawIOBase):
         super().close()
 
 
-class StoredMember(io.RawIOBase):
+class StoredMember(ByteView):
     """An uncompressed zip member read in place: seek is free and every byte is read from the
     file at most once. (zipfile's own member stream re-reads from the member's start on each
     backward seek on Python 3.11, which cost ~11x the file in reads when loading per layer.)"""
 
     def __init__(self, stream: Any, start: int, size: int) -> None:
-        super().__init__()
-        self.stream, self.start, self.size, self.position = stream, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = min(max(0, base + offset), self.size)
-        return self.position
+        super().__init__(size)
+        self.stream, self.start = stream, start
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

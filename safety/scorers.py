@@ -59,6 +59,7 @@ class ScoreCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, Score] = {}
+        self._trim_cut_line()
         if path.exists():
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
@@ -67,6 +68,17 @@ class ScoreCache:
                     except json.JSONDecodeError:
                         continue  # a line cut by a kill
                     self.entries[record["key"]] = Score(record.get("scores"), record.get("error"))
+
+    def _trim_cut_line(self) -> None:
+        """A last line without its newline is a write cut short (kill -9, full disk): cut it
+        off, or the next score would be appended onto it and lost with it."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as handle:
+            data = handle.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                handle.truncate(end)
 
     @staticmethod
     def key(scorer: Scorer, text: str) -> str:
@@ -130,7 +142,7 @@ class PerspectiveScorer:
 
     def __init__(self, url: str | None = None, qps: float = 1.0, timeout: float = 10.0,
                  max_retries: int = 8, backoff: float = 1.0, attributes: tuple[str, ...] = ATTRIBUTES,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, identity: str = "perspective-compatible") -> None:
         from googleapiclient import discovery
 
         key = os.environ.get(KEY_VARIABLE)
@@ -138,6 +150,7 @@ class PerspectiveScorer:
             raise ScorerError(f"set {KEY_VARIABLE} to score with the Perspective API (or pass "
                               f"--perspective-url for a compatible server, or --scorer offline)")
         self.url = url
+        self.identity = identity   # what answers at `url`; the cache is keyed on it, not the URL
         self.attributes = attributes
         self.is_perspective = url is None
         self.name = "Perspective API" if url is None else \
@@ -158,8 +171,10 @@ class PerspectiveScorer:
 
     @property
     def cache_id(self) -> str:
+        # The scorer's identity, never its address: another port or host of the same server
+        # must reuse every archived score. (Unchanged for the real API: archives stay valid.)
         return f"perspective/{API_VERSION}" if self.url is None else \
-            f"perspective-compatible@{self.url}/{API_VERSION}"
+            f"{self.identity}/{API_VERSION}"
 
     def _request(self, text: str):
         body = {"comment": {"text": text}, "languages": ["en"], "doNotStore": True,

@@ -53,6 +53,7 @@ class Faults:
     slow_seconds: float = 0.0
     malformed_every: int = 0              # every Nth request answers broken JSON
     bad_texts: dict[str, str] = field(default_factory=dict)  # text -> errorType (400)
+    refuse_all: bool = False              # every text answered 400 (as for an unsupported language)
     api_key: str | None = None            # when set, other keys get 400 API_KEY_INVALID
     seed: int = 0
 
@@ -122,7 +123,9 @@ class LocalPerspective:
                 else 0.0
             if faults.malformed_every and number % faults.malformed_every == 0:
                 return 200, b'{"attributeScores": {"TOXICITY": ', delay
-        problem = _invalid(text, body, faults.bad_texts)
+        problem = _invalid(text, body, faults.bad_texts) or (
+            ("LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE", "Attribute scoring is not supported for this "
+             "comment.") if faults.refuse_all else None)
         if problem:
             return 400, _error(400, problem[1], "INVALID_ARGUMENT", problem[0]), delay
         attributes = list((body.get("requestedAttributes") or {}).keys())

@@ -161,3 +161,34 @@ def test_missing_key_is_a_clear_usage_error(tmp_path, data_dir):
     done = subprocess.run(cli("safety", "--model", "tiny-paligemma", "--data-dir", str(data_dir),
                               "--output", str(tmp_path)), capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "PERSPECTIVE_API_KEY" in done.stderr
+
+
+def test_a_cut_cache_line_is_trimmed_and_another_port_requeries_nothing(tmp_path):
+    with LocalPerspective() as server:
+        score_all(server, tmp_path, TEXTS[:6], qps=50)
+    cache = tmp_path / "cache.jsonl"
+    whole = cache.read_bytes()
+    cache.write_bytes(whole + b'{"key": "abc", "scorer": "perspective-comp')   # kill -9 mid-write
+    with LocalPerspective() as other_port:          # a new server: another port
+        results = score_all(other_port, tmp_path, TEXTS, qps=50)
+    assert all(r.scores is not None for r in results.values())
+    # the 6 archived scores are reused despite the new URL; only the 6 new texts are asked
+    assert sum(other_port.scored_by_text.values()) == 6
+    assert all(other_port.scored_by_text[t] == 0 for t in TEXTS[:6])
+    lines = cache.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+    assert len(lines) - 1 == 12
+
+
+def test_an_audit_whose_captions_were_all_refused_is_incomplete_and_fails(tmp_path, data_dir):
+    out = tmp_path / "out"
+    with LocalPerspective(Faults(refuse_all=True)) as server:
+        done = subprocess.run(cli("safety", "--model", "tiny-paligemma", "--data-dir",
+                                  str(data_dir), "--limit", "6", "--perspective-url", server.url,
+                                  "--output", str(out)), capture_output=True, text=True)
+    assert done.returncode == 1 and "incomplete audit: 0 of 6 captions scored" in done.stderr
+    document = json.loads((out / "safety.json").read_text())
+    assert document["complete"] is False and document["coverage"] == 0.0
+    gate = subprocess.run(cli("gate", "--candidate", str(out), "--baseline", str(out)),
+                          capture_output=True, text=True)
+    assert gate.returncode == 2 and "marked incomplete" in gate.stderr
