@@ -169,7 +169,7 @@ def _headers_only_npz(path, shapes: dict) -> None:
             archive.writestr(f"params/{name}.npy", header.getvalue())
 
 
-def test_missing_tokenizer_fails_fast_naming_npz_base(tmp_path):
+def test_missing_tokenizer_fails_fast_naming_npz_base(tmp_path, data_dir):
     import os
     import time
 
@@ -178,8 +178,9 @@ def test_missing_tokenizer_fails_fast_naming_npz_base(tmp_path):
     path = tmp_path / "paligemma2-28b-pt-224.npz"
     _headers_only_npz(path, published_shapes("paligemma2", "28B", 224))
     started = time.perf_counter()
-    done = subprocess.run(cli("run", "--model", str(path), "--tasks", "vqav2_val", "--output",
-                              str(tmp_path / "o")), capture_output=True, text=True,
+    done = subprocess.run(cli("run", "--model", str(path), "--tasks", "vqav2_val", "--data-dir",
+                              str(data_dir), "--output", str(tmp_path / "o")),
+                          capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     elapsed = time.perf_counter() - started
     assert done.returncode == 2 and "--npz-base" in done.stderr, done.stderr
@@ -221,10 +222,11 @@ def _npz_case(tmp_path, case: str) -> tuple[str, list[str]]:
     ("no such base", "no such directory"), ("base without config", "no config.json"),
     ("base of the other family", "paligemma2"), ("missing part00", "missing part(s) [0]"),
 ])
-def test_bad_checkpoints_are_one_line_errors(tmp_path, case, message):
+def test_bad_checkpoints_are_one_line_errors(tmp_path, data_dir, case, message):
     spec, base = _npz_case(tmp_path, case)
-    done = subprocess.run(cli("run", "--model", spec, *base, "--tasks", "mmvp", "--output",
-                              str(tmp_path / "o")), capture_output=True, text=True)
+    done = subprocess.run(cli("run", "--model", spec, *base, "--tasks", "mmvp", "--data-dir",
+                              str(data_dir), "--output", str(tmp_path / "o")),
+                          capture_output=True, text=True)
     assert done.returncode == 2, (case, done.stderr[-800:])
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr[-800:]
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
