@@ -136,7 +136,8 @@ def run_options(args: argparse.Namespace, **extra: object):
 def cmd_run(args: argparse.Namespace) -> int:
     from paligemma_eval.harness import distributed
 
-    tasks = registry.resolve(t for t in args.tasks.split(",") if t)
+    tasks = pin_revisions(registry.resolve(t for t in args.tasks.split(",") if t),
+                          args.dataset_revision or [])
     if not tasks:
         raise UsageError(f"--tasks {args.tasks!r}: no task names")
     if args.seg_decoder:
@@ -186,6 +187,24 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
     return 0
 
 
+def pin_revisions(tasks: list, pins: list[str]) -> list:
+    """--dataset-revision TASK=REV: load that task's hub dataset at REV (a commit sha, tag or
+    branch) instead of the task's default."""
+    import dataclasses
+
+    wanted = {}
+    for pin in pins:
+        name, _, revision = pin.partition("=")
+        if not revision:
+            raise UsageError(f"--dataset-revision {pin!r}: expected TASK=REVISION")
+        wanted[name] = revision
+    unknown = sorted(set(wanted) - {t.name for t in tasks})
+    if unknown:
+        raise UsageError(f"--dataset-revision: {', '.join(unknown)} not among --tasks")
+    return [dataclasses.replace(t, source=dataclasses.replace(t.source, revision=wanted[t.name]))
+            if t.name in wanted else t for t in tasks]
+
+
 def preflight(tasks: list) -> None:
     """Each task's own checks (e.g. the segmentation decoder file), before any model loads."""
     for task in tasks:
@@ -197,12 +216,23 @@ def preflight(tasks: list) -> None:
 
 
 def _print_summary(name: str, result: dict) -> None:
+    """One line per task: the headline with its interval, failures, reuse and time."""
     metrics = result.get("metrics", {})
-    shown = ", ".join(f"{m}={v['value']:.4f}" for m, v in list(metrics.items())[:4]
-                      if v["value"] is not None)
-    extra = f"submission {result['submission']}" if "submission" in result else shown
-    print(f"{name}: {extra} (n={result.get('n_scored', result['n_examples'])}, "
-          f"failed={len(result['failed'])})")
+    headline = result.get("headline")
+    entry = metrics.get(headline) if headline else None
+    if "submission" in result:
+        shown = f"submission {result['submission']}"
+    elif entry and entry["value"] is not None:
+        ci = entry.get("ci95")
+        shown = f"{headline}={entry['value']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+    else:
+        shown = ", ".join(f"{m}={v['value']:.4f}" for m, v in list(metrics.items())[:4]
+                          if v["value"] is not None)
+    throughput = result.get("throughput") or {}
+    reused = f", reused {throughput['resumed']}" if throughput.get("resumed") else ""
+    seconds = f", {throughput['seconds']:.1f} s" if throughput.get("seconds") is not None else ""
+    print(f"{name}: {shown} (n={result['n_examples']}, scored={result.get('n_scored', '-')}, "
+          f"failed={len(result['failed'])}{reused}{seconds})")
 
 
 def _lines(numbers: list[int]) -> str:
@@ -288,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
     add_model_args(run)
     run.add_argument("--tasks", required=True, help="comma-separated task or group names")
+    run.add_argument("--dataset-revision", action="append", metavar="TASK=REV",
+                     help="pin a task's hub dataset to a revision (repeat; default: the "
+                          "task's, recorded with its resolved commit in results.json)")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
                      help="vllm: optional extra, GPU only")
     run.add_argument("--seg-decoder", type=Path,

@@ -97,6 +97,7 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
                                      revision=source.revision)
         provenance = {"source": "hub", "hub_id": source.hub_id, "config": source.config,
                       "split": source.split, "revision": source.revision,
+                      "resolved_revision": resolved_revision(source),
                       "fingerprint": rows._fingerprint}
     if image_column and image_column in rows.column_names:
         rows = rows.cast_column(image_column, datasets.Image(decode=False))
@@ -104,6 +105,17 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
         raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
     return LoadedData(rows, provenance)
+
+
+def resolved_revision(source: DatasetSource) -> str | None:
+    """The commit sha of the hub dataset that was loaded (the branch or tag asked for, resolved),
+    so a rerun can pin it with --dataset-revision. None when the hub cannot say (offline)."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(source.hub_id, revision=source.revision, timeout=10).sha
+    except Exception:  # offline or unreachable: the request's revision stays recorded
+        return None
 
 
 def check_columns(rows: datasets.Dataset, required: tuple[str, ...], what: str) -> None:

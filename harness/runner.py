@@ -9,6 +9,7 @@ elsewhere uses exactly the same code.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,14 @@ def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:
     return sizes
 
 
+def progress_options() -> dict[str, Any]:
+    """In a terminal, a live bar; in a CI log, a plain line every 30 s instead of a redraw per
+    batch."""
+    if sys.stderr.isatty():
+        return {}
+    return {"mininterval": 30.0, "ascii": True}
+
+
 def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
     return {"max_new_tokens": task.max_new_tokens, "num_beams": options.num_beams or task.num_beams,
             "do_sample": False}
@@ -183,7 +192,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     # slower, bench/runner_overhead.py), so batches are prepared in turn.
     overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
     with ThreadPoolExecutor(max_workers=1) as pool, \
-            tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False) as bar:
+            tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False,
+                 **progress_options()) as bar:
         pending = pool.submit(load_batch, batches[0]) if overlap and batches else None
         for index, batch_ids in enumerate(batches):
             good, inputs, bad = pending.result() if overlap else load_batch(batch_ids)
