@@ -86,16 +86,20 @@ def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
     return np.concatenate(logits)
 
 
+def valid(o: seg.Detection, t: dict[str, Any]) -> bool:
+    return o.box is not None and not seg.collapsed(o.box, t["height"], t["width"])
+
+
 def box_ratios(objects: list[seg.Detection], targets: list[dict]) -> dict[str, Ratio]:
-    ious = np.array([seg.box_iou(_box_pixels(o.box, t), _truth_box(t)) if o.box else 0.0
+    ious = np.array([seg.box_iou(_box_pixels(o.box, t), _truth_box(t)) if valid(o, t) else 0.0
                      for o, t in zip(objects, targets)])
     return {"box_acc@0.5": Ratio.mean(ious >= 0.5), "box_acc@0.75": Ratio.mean(ious >= 0.75),
             "box_iou": Ratio.mean(ious)}
 
 
 def score_segmentation(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
-    objects = [seg.first_object(p) for p in predictions]
-    usable = [o.box is not None and o.seg is not None for o in objects]
+    objects = [seg.first_object(p, need_seg=True) for p in predictions]
+    usable = [valid(o, t) and o.seg is not None for o, t in zip(objects, targets)]
     logits = iter(decode_masks([o.seg for o, ok in zip(objects, usable) if ok]))
     ious, inter, union = [], [], []
     for obj, ok, t in zip(objects, usable, targets):
@@ -116,7 +120,7 @@ def score_segmentation(ids: list[str], predictions: list[str], targets: list[dic
 def score_detection(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
     objects = [seg.first_object(p) for p in predictions]
     return Scores(ids, {**box_ratios(objects, targets),
-                        "invalid": Ratio.mean([o.box is None for o in objects])})
+                        "invalid": Ratio.mean([not valid(o, t) for o, t in zip(objects, targets)])})
 
 
 def require_decoder() -> None:

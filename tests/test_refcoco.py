@@ -138,9 +138,34 @@ def test_segmentation_scores_by_hand(constant_decoder):
     assert values["invalid"] == pytest.approx(3 / 5)
     # Invalid outputs predict nothing: intersection 0, union = the 16 truth pixels.
     assert values["ciou"] == pytest.approx((16 + 16) / (16 + 25 + 16 + 16 + 16))
-    # Boxes (continuous): exact IoU 1, wide ~0.45 < 0.5; the short-seg one still has its box.
-    assert values["box_acc@0.5"] == pytest.approx(2 / 5)
-    assert values["box_acc@0.75"] == pytest.approx(2 / 5)
+    # Boxes (continuous): exact IoU 1, wide ~0.45 < 0.5; the short-seg one loses its box too.
+    assert values["box_acc@0.5"] == pytest.approx(1 / 5)
+    assert values["box_acc@0.75"] == pytest.approx(1 / 5)
+
+
+@pytest.mark.parametrize("prediction, problem", [
+    ("the dog " + locs(205, 205, 614, 614) + SEG16, "does not begin with four <loc>"),
+    ("<loc0205><loc0205><loc0614>" + SEG16, "does not begin with four <loc>"),
+    (locs(205, 205, 614, 614) + SEG16[:-len("<seg001>")], "missing or malformed <seg>"),
+    (locs(205, 205, 614, 614) + "<seg001> x" + SEG16, "missing or malformed <seg>"),
+    (locs(205, 205, 614, 614) + SEG16.replace("<seg001>", "<seg200>", 1), "malformed <seg>"),
+])
+def test_big_vision_parsing_rules(constant_decoder, prediction, problem):
+    constant_decoder(1.0)
+    assert problem in seg.first_object(prediction, need_seg=True).problem
+    scores = score_segmentation(["a"], [prediction], [target()])
+    assert scores.ratios["invalid"].value == 1.0 and scores.ratios["miou"].value == 0.0
+    assert scores.ratios["box_acc@0.5"].value == 0.0   # invalid for box accuracy too
+
+
+def test_a_box_that_collapses_to_no_pixel_is_invalid(constant_decoder):
+    constant_decoder(1.0)
+    tiny = locs(205, 205, 207, 614) + SEG16          # rows int(2.004)..int(2.024): no whole row
+    assert seg.first_object(tiny, need_seg=True).box is not None
+    scores = score_segmentation(["a"], [tiny], [target()])
+    assert scores.ratios["invalid"].value == 1.0
+    detection = score_detection(["a"], [tiny], [target()])
+    assert detection.ratios["invalid"].value == 1.0
 
 
 def test_detection_does_not_need_seg_tokens():

@@ -4,8 +4,9 @@ Output format: `<locA><locB><locC><locD>` (y_min, x_min, y_max, x_max; each roun
 then optionally sixteen `<segNNN>` tokens, then an optional label; several objects are joined by
 " ; ". Boxes decode with /1023 as big_vision's evaluator does (the public demo parser's /1024 is a
 known discrepancy). A prediction is invalid (IoU 0, counted) when it has no complete box, any
-index is out of range, y2 <= y1 or x2 <= x1, or (for masks) fewer than sixteen seg tokens. Parsing
-never raises.
+index is out of range, y2 <= y1 or x2 <= x1, the box collapses to no whole pixel on the image,
+the output does not begin with the box, or (for masks) the sixteen seg tokens after it are
+missing or malformed, which invalidates its box too. Parsing never raises.
 """
 
 from __future__ import annotations
@@ -48,9 +49,27 @@ def parse(text: str) -> list[Detection]:
     return found
 
 
-def first_object(text: str) -> Detection:
-    objects = parse(text)
-    return objects[0] if objects else Detection(None, None, "", "no <loc> box")
+_START = re.compile(r"\s*(?:<loc\d+>){4}")
+_SEG_AFTER_BOX = re.compile(r"\s*(?:<loc\d+>){4}(?:<seg\d+>){16}(?!<seg)")
+
+
+def first_object(text: str, need_seg: bool = False) -> Detection:
+    """The object RefCOCO scores, by big_vision's rules: the output must begin with four <loc>
+    tokens (no searching for a box later in the text); on segmentation tasks exactly sixteen
+    valid <seg> tokens must follow, or the box does not count either."""
+    text = text if isinstance(text, str) else ""
+    if not _START.match(text):
+        return Detection(None, None, "", "output does not begin with four <loc> tokens")
+    found = parse(text)[0]
+    if need_seg and (found.seg is None or not _SEG_AFTER_BOX.match(text)):
+        return Detection(None, None, found.label, "missing or malformed <seg> tokens")
+    return found
+
+
+def collapsed(box: tuple[float, float, float, float], height: int, width: int) -> bool:
+    """A box that covers no whole pixel once converted as big_vision converts it."""
+    y1, x1, y2, x2 = pixel_box(box, height, width)
+    return y2 <= y1 or x2 <= x1
 
 
 def pixel_box(box: tuple[float, float, float, float], height: int,
@@ -70,7 +89,10 @@ def paste_mask(logits: torch.Tensor | np.ndarray, box: tuple[float, float, float
     if y2 <= y1 or x2 <= x1:
         return canvas  # the box covers no whole pixel
     mask = torch.as_tensor(np.asarray(logits), dtype=torch.float32)[None, None]
-    resized = F.interpolate(mask, size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False)
+    # antialiased bilinear, as PIL's resize (and big_vision's demo) does it; without antialias
+    # a 64x64 mask shrunk into a small box loses most of its shape
+    resized = F.interpolate(mask, size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False,
+                            antialias=True)
     canvas[y1:y2, x1:x2] = resized[0, 0].numpy() > 0
     return canvas
 
