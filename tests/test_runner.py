@@ -114,10 +114,11 @@ def test_usage_errors_before_any_model_loads(tmp_path, args, message):
     assert "nonexistent" not in done.stderr  # it failed before trying to load the model
 
 
-def test_not_a_paligemma_directory(tmp_path):
+def test_not_a_paligemma_directory(tmp_path, data_dir):
     (tmp_path / "weights.bin").write_bytes(b"")
-    done = subprocess.run(cli("run", "--model", str(tmp_path), "--tasks", "mmvp",
-                              "--output", str(tmp_path / "o")), capture_output=True, text=True)
+    done = subprocess.run(cli("run", "--model", str(tmp_path), "--tasks", "mmvp", "--data-dir",
+                              str(data_dir), "--output", str(tmp_path / "o")),
+                          capture_output=True, text=True)
     assert done.returncode == 2 and "not a transformers checkpoint" in done.stderr
     assert "weights.bin" in done.stderr
 
