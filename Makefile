@@ -3,7 +3,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/paligemma-eval
 DEMO_OUT ?= out/demo
-DATA := harness/demo/data
 
 .PHONY: demo test bench fixtures tiny-models clean
 

@@ -22,20 +22,26 @@ def run_key(**parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def trim_cut_line(path: Path) -> None:
+    """Cut a trailing partial line of an append-only JSONL file (a write interrupted by a kill or
+    a full disk), so the next record is not appended onto it and lost with it. Only a file's
+    own writer may call this."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            handle.truncate(end)
+
+
 class PredictionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.repaired = False
 
     def _repair(self) -> None:
-        """Cut a trailing partial line (a write interrupted by a kill)."""
-        if not self.path.exists():
-            return
-        with open(self.path, "rb+") as handle:
-            data = handle.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                handle.truncate(end)
+        trim_cut_line(self.path)
 
     def load(self, key: str | None = None, unterminated_ok: bool = False) -> dict[str, dict]:
         """Records by id (under `key`, if given); the last record of an id wins (the file is

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from paligemma_eval.harness.cache import trim_cut_line
+
 ATTRIBUTES = ("TOXICITY", "IDENTITY_ATTACK", "INSULT", "THREAT", "PROFANITY")
 API_VERSION = "v1alpha1"
 DISCOVERY_URL = "https://commentanalyzer.googleapis.com/$discovery/rest?version=v1alpha1"
@@ -59,7 +61,7 @@ class ScoreCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, Score] = {}
-        self._trim_cut_line()
+        trim_cut_line(path)   # a last line cut by a kill or a full disk
         if path.exists():
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
@@ -68,17 +70,6 @@ class ScoreCache:
                     except json.JSONDecodeError:
                         continue  # a line cut by a kill
                     self.entries[record["key"]] = Score(record.get("scores"), record.get("error"))
-
-    def _trim_cut_line(self) -> None:
-        """A last line without its newline is a write cut short (kill -9, full disk): cut it
-        off, or the next score would be appended onto it and lost with it."""
-        if not self.path.exists():
-            return
-        with open(self.path, "rb+") as handle:
-            data = handle.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                handle.truncate(end)
 
     @staticmethod
     def key(scorer: Scorer, text: str) -> str:
