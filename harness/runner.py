@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class Prepared:
     failed: dict[str, str]        # id -> reason, for rows that cannot become an example
     provenance: dict[str, Any]
     row_of: dict[str, int]        # id -> dataset row holding its image
+    # row -> hash of its image, computed once (several examples may share a row: RefCOCO)
+    image_hashes: dict[int, str] = field(default_factory=dict)
 
 
 def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
@@ -144,9 +146,12 @@ def input_fingerprints(prepared: Prepared, ids: list[str]) -> dict[str, str]:
         if task.image_column in prepared.rows.column_names else None
     fingerprints = {}
     for example_id in ids:
-        image = data.cell_fingerprint(cells[prepared.row_of[example_id]][task.image_column]) \
-            if cells is not None else ""
-        fingerprints[example_id] = run_key(prompt=prepared.prompts.get(example_id), image=image,
+        row = prepared.row_of[example_id]
+        if row not in prepared.image_hashes:
+            prepared.image_hashes[row] = data.cell_fingerprint(
+                cells[row][task.image_column]) if cells is not None else ""
+        fingerprints[example_id] = run_key(prompt=prepared.prompts.get(example_id),
+                                           image=prepared.image_hashes[row],
                                            target=prepared.targets.get(example_id))
     return fingerprints
 
