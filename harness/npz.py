@@ -477,12 +477,30 @@ def _processor(spec: str, base_name: str, revision: str | None) -> Any:
     from transformers import AutoProcessor
 
     try:
+        if not Path(base_name).exists():
+            _hub_reachable()
         return AutoProcessor.from_pretrained(base_name, revision=revision)
     except (OSError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"tokenizer/image processor for {spec}: cannot load {base_name!r} "
                          f"({reason}); pass --npz-base with a local PaliGemma directory of the "
                          f"same variant") from None
+
+
+def _hub_reachable() -> None:
+    """Without a network the hub client retries with backoff for minutes before it gives up:
+    a failed name lookup says as much at once."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return  # offline mode: the hub client looks in its cache only, at once
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1]
+    try:
+        socket.getaddrinfo(endpoint.split("/")[0].split(":")[0], 443)
+    except OSError as error:
+        raise OSError(f"the hub ({endpoint}) cannot be reached: {error.strerror or error}") \
+            from None
 
 
 def _placement(model: Any, device: str, device_map: str | None,
