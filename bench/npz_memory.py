@@ -1,7 +1,7 @@
 """Peak memory of loading a big_vision .npz checkpoint, against the size of the weights.
 
 Builds a synthetic PaliGemma 2 checkpoint of a few hundred MB (bfloat16, stored as big_vision
-does), splits it into parts, and loads it in a fresh process with harness.npz, printing the
+does), splits it into parts, and loads it in a fresh process with paligemma_eval.harness.npz, printing the
 process's peak resident memory above its baseline (imports done) as a multiple of the weights.
 Target: about one copy of the weights plus one stacked parameter.
 """
