@@ -14,11 +14,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-from pycocoevalcap.cider.cider import Cider
-from pycocoevalcap.meteor.meteor import Meteor
-from pycocoevalcap.rouge.rouge import Rouge
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 from paligemma_eval.harness.scores import Ratio, Scores, Statistic
 
@@ -32,7 +27,11 @@ def _clean(text: str) -> str:
     return _CONTROL.sub(" ", text)
 
 
+# pycocoevalcap is imported where captions are scored: listing or running other tasks does not
+# need it (nor its 100 MB wheel, e.g. on a GPU box that only generates).
 def tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
     return PTBTokenizer().tokenize(
         {k: [{"caption": _clean(c)} for c in v] for k, v in captions.items()})
 
@@ -41,6 +40,8 @@ def bleu4_statistic(gts: dict[str, list[str]], res: dict[str, list[str]],
                     ids: list[str]) -> Statistic:
     """Per-image BLEU counts (pycocoevalcap's cook functions, 'closest' reference length) whose
     sums give corpus BLEU-4 exactly as `Bleu(4).compute_score` does."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
     scorer = BleuScorer(n=4)
     for i in ids:
         scorer += (res[i][0], gts[i])
@@ -71,6 +72,10 @@ def _bleu4(sums: dict[str, np.ndarray]) -> np.ndarray:
 def caption_scores(predictions: list[str], references: list[list[str]], ids: list[str],
                    meteor: bool = True) -> tuple[Scores, np.ndarray]:
     """Scores and the per-image CIDEr array (in `ids` order)."""
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+
     gts = tokenize({i: refs for i, refs in zip(ids, references)})
     res = tokenize({i: [p] for i, p in zip(ids, predictions)})
     # pycocoevalcap iterates over gts' keys; keep our order so per-image arrays line up with ids.

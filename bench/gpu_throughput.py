@@ -1,0 +1,326 @@
+"""GPU throughput of a real-size PaliGemma 2 3B (random bf16 weights, no download).
+
+    python bench/gpu_throughput.py [--budget 420] [--json FILE] [--tiny]
+
+Builds the published PaliGemma 2 3B config at 224, 448 and 896 px (256 / 1,024 / 4,096 image
+tokens) with random weights directly on the GPU, writes synthetic VQAv2-schema data (640x480 JPEG
+images, the fixture questions) and prints, in order, as long as --budget seconds last:
+1. runner (`run_task`: data, resize, processor, generation, prediction file, scoring) vs a bare
+   processor + `generate` loop on the same examples, batch 8 at 224 px: ratio (target <= 1.03);
+2. runner examples/s at batch 1, 8, 32 and 64 per resolution, with peak GPU memory;
+3. the largest batch that fits per resolution (one batch, doubling from 128 up to 1024);
+4. SDPA vs eager attention in the vision tower (Gemma 2 has no SDPA path; bare loop, 448 px,
+   batch 8);
+5. static cache + torch.compile vs the default dynamic cache (bare loop, 224 px, batch 8);
+6. the vLLM backend on the same inputs, when vllm imports.
+Random weights decode every one of vqav2_val's 32 new tokens (they never emit EOS), so these are
+worst-case decode lengths; real answers stop after a few tokens. --tiny runs the same steps with
+the embedded tiny config on the CPU at 224 px (a check that the script works, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # one line per figure, no progress bars
+import datasets  # noqa: E402
+import numpy as np
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # for tests.npz_writer
+from tests.npz_writer import published_shapes  # noqa: E402
+
+from paligemma_eval.harness import data, registry  # noqa: E402
+from paligemma_eval.harness.demo import fixtures  # noqa: E402
+from paligemma_eval.harness.models import EMBEDDED, ModelInfo, PaliGemmaModel  # noqa: E402
+from paligemma_eval.harness.npz import infer_variant, published_config  # noqa: E402
+from paligemma_eval.harness.runner import RunOptions, prepare, run_task  # noqa: E402
+
+RESOLUTIONS = (224, 448, 896)
+BATCHES = (1, 8, 32, 64)
+FIGURES: dict[str, Any] = {}
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def report(key: str, value: Any, line: str) -> None:
+    FIGURES[key] = value
+    print(line, flush=True)
+
+
+def build(resolution: int, tiny: bool, device: str, attention: str | None = None) -> PaliGemmaModel:
+    """Random-weight model of the published config (or the tiny one) and a processor for it."""
+    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(EMBEDDED["tiny-paligemma2"])
+    if tiny:
+        config = AutoConfig.from_pretrained(EMBEDDED["tiny-paligemma2"])
+        config.vision_config.image_size = resolution
+    else:
+        config = published_config(infer_variant(published_shapes("paligemma2", "3B", resolution)))
+    tokens = (resolution // 14) ** 2
+    config.text_config.num_image_tokens = tokens
+    # The tiny tokenizer stands in for Gemma's (ids beyond it decode to nothing): only the image
+    # token id has to agree.
+    config.image_token_index = processor.tokenizer.convert_tokens_to_ids("<image>")
+    processor.image_processor.size = {"height": resolution, "width": resolution}
+    processor.image_seq_length = processor.image_processor.image_seq_length = tokens
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    with torch.device(device):
+        model = PaliGemmaForConditionalGeneration._from_config(
+            config, dtype=dtype, attn_implementation=attention).eval()
+    model.generation_config.eos_token_id = None  # decode every token, whatever the weights
+    info = ModelInfo(id=f"random-{'tiny' if tiny else '3B'}", revision=None, fingerprint="random",
+                     family="paligemma2", size="tiny" if tiny else "3B", resolution=resolution,
+                     dtype=str(dtype).removeprefix("torch."), kind="pt")
+    return PaliGemmaModel(model, processor, info)
+
+
+def write_data(directory: Path, rows: int) -> Path:
+    """VQAv2-schema parquet: the fixture questions over 640x480 JPEG photo-like noise.
+
+    Written with pyarrow alone: an in-memory `datasets.Dataset` is fingerprinted by pickling its
+    table, which fails on some Python 3.12 / pyarrow builds (MonthDayNano)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fixtures.ROWS = rows
+    table = fixtures.vqav2(random.Random(0))
+    rng = np.random.default_rng(0)
+    gradient = np.linspace(0, 255, 640, dtype=np.float32)[None, :, None]
+    for row in table:
+        pixels = np.clip(gradient + rng.normal(0, 40, (480, 640, 3)), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+        row["image"] = {"bytes": buffer.getvalue(), "path": None}
+    path = directory / "lmms-lab/VQAv2/default/validation.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(table), path)
+    return directory
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(work: Callable[[], Any]) -> float:
+    synchronize()
+    started = time.perf_counter()
+    work()
+    synchronize()
+    return time.perf_counter() - started
+
+
+def bare_loop(model: PaliGemmaModel, prepared: Any, ids: list[str], batch_size: int,
+              generate: Callable[..., Any] | None = None) -> None:
+    """Decode, processor, generate: what a hand-written evaluation loop does."""
+    task = prepared.task
+    generate = generate or model.model.generate
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start:start + batch_size]
+        images = [data.decode_image(prepared.rows[prepared.row_of[i]][task.image_column])
+                  for i in batch]
+        inputs = model.processor(text=["<image>" + prepared.prompts[i] for i in batch],
+                                 images=images, return_tensors="pt", padding="longest")
+        inputs = inputs.to(model.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.model.dtype)
+        with torch.inference_mode():
+            generate(**inputs, max_new_tokens=task.max_new_tokens, do_sample=False)
+
+
+def runner(model: PaliGemmaModel, task: Any, data_dir: Path, limit: int, batch_size: int) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        run_task(model, task, RunOptions(out=Path(out), data_dir=data_dir, limit=limit,
+                                         batch_size=batch_size, resamples=0))
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def ratio_section(model: PaliGemmaModel, task: Any, data_dir: Path, n: int) -> None:
+    prepared = prepare(task, data_dir, n)
+    ids = prepared.ids
+    runner(model, task, data_dir, n, 8)  # warm-up: first-call costs belong to neither side
+    bare, ours = [], []
+    for _ in range(2):  # alternated, so that drift hits both sides alike
+        bare.append(timed(lambda: bare_loop(model, prepared, ids, 8)))
+        ours.append(timed(lambda: runner(model, task, data_dir, n, 8)))
+    report("runner_over_bare_224_b8", min(ours) / min(bare),
+           f"224 px batch 8, {n} examples: bare {n / min(bare):.2f} ex/s, runner "
+           f"{n / min(ours):.2f} ex/s, runner/bare time {min(ours) / min(bare):.3f} "
+           f"(target <= 1.03)")
+
+
+def rate_section(model: PaliGemmaModel, task: Any, data_dir: Path, resolution: int,
+                 budget: Budget) -> None:
+    for batch_size in BATCHES:
+        if budget.left() < 20:
+            print(f"{resolution} px batch {batch_size}: skipped (time budget)", flush=True)
+            continue
+        n = max(16, 2 * batch_size)
+        reset_peak()
+        try:
+            seconds = timed(lambda: runner(model, task, data_dir, n, batch_size))
+        except torch.cuda.OutOfMemoryError:
+            print(f"{resolution} px batch {batch_size}: out of GPU memory", flush=True)
+            reset_peak()
+            continue
+        report(f"rate_{resolution}_b{batch_size}", {"examples_per_s": n / seconds,
+                                                     "peak_gib": peak_gib()},
+               f"{resolution} px batch {batch_size:3d}: runner {n / seconds:7.2f} ex/s "
+               f"({n} examples), peak GPU memory {peak_gib():6.1f} GiB")
+
+
+def largest_batch(model: PaliGemmaModel, task: Any, data_dir: Path, resolution: int,
+                  budget: Budget, cap: int) -> None:
+    prepared = prepare(task, data_dir, cap)
+    fits, batch_size = None, min(128, cap)
+    while batch_size <= cap and budget.left() > 40:
+        reset_peak()
+        try:
+            seconds = timed(lambda: bare_loop(model, prepared, prepared.ids[:batch_size],
+                                              batch_size))
+        except torch.cuda.OutOfMemoryError:
+            reset_peak()
+            break
+        fits = (batch_size, batch_size / seconds, peak_gib())
+        batch_size *= 2
+    if fits is None:
+        print(f"{resolution} px: batch {min(128, cap)} does not fit (or no time left)", flush=True)
+        return
+    more = " (cap)" if batch_size > cap else ""
+    report(f"largest_batch_{resolution}", {"batch": fits[0], "examples_per_s": fits[1],
+                                           "peak_gib": fits[2]},
+           f"{resolution} px largest batch tried that fits: {fits[0]}{more}, bare generate "
+           f"{fits[1]:.1f} ex/s, peak {fits[2]:.1f} GiB")
+
+
+def attention_section(tiny: bool, device: str, task: Any, data_dir: Path) -> None:
+    """transformers' default for PaliGemma 2 is SDPA in the SigLIP tower and eager attention in
+    Gemma 2 (it has no SDPA path: SDPA cannot apply Gemma 2's logit soft-capping)."""
+    prepared = prepare(task, data_dir, 32)
+    rates = {}
+    for label, attention in (("sdpa", None), ("eager", "eager")):
+        model = build(448, tiny, device, attention)
+        bare_loop(model, prepared, prepared.ids[:8], 8)  # warm-up
+        rates[label] = 32 / timed(lambda: bare_loop(model, prepared, prepared.ids, 8))
+        del model
+        reset_peak()
+    report("attention_448_b8", rates, f"448 px batch 8, bare loop: vision SDPA (default; Gemma 2 "
+           f"text stays eager) {rates['sdpa']:.2f} ex/s, all eager {rates['eager']:.2f} ex/s "
+           f"({rates['sdpa'] / rates['eager']:.2f}x)")
+
+
+def compile_section(model: PaliGemmaModel, task: Any, data_dir: Path) -> None:
+    """With a static cache, transformers' `generate` compiles the decode step itself
+    (generation_config.compile_config); the first batch pays for the compilation."""
+    prepared = prepare(task, data_dir, 32)
+    ids = prepared.ids
+    bare_loop(model, prepared, ids[:8], 8)  # warm-up
+    dynamic = 32 / timed(lambda: bare_loop(model, prepared, ids, 8))
+    model.model.generation_config.cache_implementation = "static"
+    try:
+        first = timed(lambda: bare_loop(model, prepared, ids[:8], 8))
+        static = 32 / timed(lambda: bare_loop(model, prepared, ids, 8))
+    finally:
+        model.model.generation_config.cache_implementation = None
+    report("static_compile_224_b8", {"dynamic": dynamic, "static_compiled": static,
+                                     "first_batch_s": first},
+           f"224 px batch 8, bare loop: dynamic cache {dynamic:.2f} ex/s, static cache + "
+           f"compiled decode step {static:.2f} ex/s ({static / dynamic:.2f}x; first batch incl. "
+           f"compilation {first:.0f} s)")
+
+
+def vllm_section() -> None:
+    try:
+        import vllm  # noqa: F401
+    except Exception as error:  # not installed, or no build for this CUDA
+        print(f"vllm: not importable here ({type(error).__name__}); skipped", flush=True)
+        return
+    print("vllm imports, but the random-weight model has no checkpoint directory for it to load: "
+          "run `paligemma-eval run --backend vllm` on a real checkpoint", flush=True)
+
+
+def section(name: str, budget: Budget, need: float, work: Callable[[], Any]) -> None:
+    if budget.left() < need:
+        print(f"{name}: skipped (time budget: {budget.left():.0f} s left, needs ~{need:.0f})",
+              flush=True)
+        return
+    try:
+        work()
+    except Exception as error:  # one failed measurement must not cost the others
+        message = str(error).splitlines()[0][:300] if str(error) else ""
+        print(f"{name}: failed: {type(error).__name__}: {message}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds (default 420)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU: a check")
+    args = parser.parse_args()
+    budget = Budget(args.budget)
+    device = "cpu" if args.tiny else "cuda"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("no CUDA device here: run with --tiny for a CPU check of the script")
+        name = torch.cuda.get_device_name()
+        report("gpu", name, f"GPU: {name}, torch {torch.__version__}")
+    import transformers
+    FIGURES["transformers"] = transformers.__version__
+    datasets.disable_progress_bars()
+    cap = 16 if args.tiny else 1024
+    data_dir = write_data(Path(tempfile.mkdtemp()), max(cap, 2 * max(BATCHES)))
+    task = registry.resolve(["vqav2_val"])[0]
+    for resolution in RESOLUTIONS[:1] if args.tiny else RESOLUTIONS:
+        if budget.left() < 30:
+            print(f"{resolution} px: skipped (time budget)", flush=True)
+            continue
+        started = time.perf_counter()
+        model = build(resolution, args.tiny, device)
+        print(f"{resolution} px: model built in {time.perf_counter() - started:.1f} s "
+              f"({sum(p.numel() for p in model.model.parameters()) / 1e9:.2f} B parameters)",
+              flush=True)
+        if resolution == 224:
+            section("ratio", budget, 60, lambda: ratio_section(model, task, data_dir, 64))
+        section(f"rates {resolution}", budget, 30,
+                lambda: rate_section(model, task, data_dir, resolution, budget))
+        section(f"largest batch {resolution}", budget, 40,
+                lambda: largest_batch(model, task, data_dir, resolution, budget, cap))
+        del model
+        reset_peak()
+    section("attention", budget, 60, lambda: attention_section(args.tiny, device, task, data_dir))
+    section("static cache + compile", budget, 90,
+            lambda: compile_section(build(224, args.tiny, device), task, data_dir))
+    vllm_section()
+    if args.json:
+        args.json.write_text(json.dumps(FIGURES, indent=1))
+
+
+if __name__ == "__main__":
+    main()
