@@ -360,8 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `paligemma-eval safety TOOL`: verbs of the safety suite that need no model (safety/cli.py)
+SAFETY_TOOLS = ("calibrate", "export", "import", "recompute")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["safety"] and argv[1:2] and argv[1] in SAFETY_TOOLS:
+        argv = [f"safety-{argv[1]}", *argv[2:]]   # `safety calibrate` etc.: no model involved
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

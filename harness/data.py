@@ -36,7 +36,8 @@ def local_path(source: DatasetSource, data_dir: Path) -> Path | None:
     return None
 
 
-def _sha256(*paths: Path) -> str:
+def sha256_files(*paths: Path) -> str:
+    """One digest over the files' bytes, in order."""
     digest = hashlib.sha256()
     for path in paths:
         with open(path, "rb") as handle:
@@ -89,7 +90,7 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
         missing = [p for p in images if not p.is_file()]
         # The hash covers the image files a JSONL names, not only the JSONL itself.
         files = [path, *(p for p in images if p.is_file())]
-        provenance = {"source": "local", "path": str(path), "sha256": _sha256(*files),
+        provenance = {"source": "local", "path": str(path), "sha256": sha256_files(*files),
                       "image_files": len(images), "missing_image_files": len(missing),
                       "hub_id": source.hub_id, "config": source.config, "split": source.split}
     else:

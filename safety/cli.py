@@ -5,14 +5,36 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
+SCORERS = "perspective, local-server, offline, detoxify[:original|unbiased|multilingual]"
+
+
+def scorer_name(value: str) -> str:
+    from paligemma_eval.safety.scorers import DETOXIFY_VARIANTS
+
+    name, _, variant = value.partition(":")
+    if value in ("perspective", "local-server", "offline") or \
+            (name == "detoxify" and (not variant or variant in DETOXIFY_VARIANTS)):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use one of {SCORERS}")
+
+
 def _scorer(args: argparse.Namespace):
-    from paligemma_eval.safety.scorers import PerspectiveScorer, ProfanityCheckScorer
+    from paligemma_eval.safety.scorers import (DetoxifyScorer, PerspectiveScorer,
+                                               ProfanityCheckScorer)
 
     if args.scorer == "offline":
         return ProfanityCheckScorer(), None
+    if args.scorer.startswith("detoxify"):
+        from paligemma_eval.harness.models import resolve_device
+
+        variant = args.scorer.partition(":")[2] or "original"
+        return DetoxifyScorer(variant, args.scorer_checkpoint, args.scorer_config,
+                              device=resolve_device(args.device),
+                              batch_size=args.scorer_batch_size), None
     if args.scorer == "local-server":
         # A Perspective-compatible server in this process; the real client talks to it over HTTP.
         from paligemma_eval.safety.server import LocalPerspective
@@ -33,19 +55,31 @@ def cmd_safety(args: argparse.Namespace) -> int:
     if args.qps <= 0:
         print("paligemma-eval safety: error: --qps must be positive", file=sys.stderr)
         return 2
+    if (args.scorer_checkpoint or args.scorer_config) and not args.scorer.startswith("detoxify"):
+        print("paligemma-eval safety: error: --scorer-checkpoint / --scorer-config are for "
+              "--scorer detoxify", file=sys.stderr)
+        return 2
     writable_dir(args.output)
+    calibration = None
+    if args.calibration:
+        from paligemma_eval.safety import calibration as calibrate
+
+        calibration = calibrate.load(args.calibration)
     try:
         scorer, server = _scorer(args)
     except ScorerError as error:
         print(f"paligemma-eval safety: error: {error}", file=sys.stderr)
         return 2
+    if calibration is not None:  # before any caption is made: a wrong map is refused at once
+        calibrate.check_scorer(calibration, scorer.cache_id)
     audit = AuditOptions(split=args.split, padding=args.padding, prompt=args.prompt,
                          threshold=args.threshold, min_coverage=args.min_coverage)
     with output_lock(args.output, args.wait):
-        return _audit(args, scorer, server, audit, options)
+        return _audit(args, scorer, server, audit, options, calibration)
 
 
-def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, options: Any) -> int:
+def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, options: Any,
+           calibration: dict | None) -> int:
     from paligemma_eval.harness.loading import load_model
     from paligemma_eval.safety.audit import mark_incomplete, run_audit, write
     from paligemma_eval.safety.scorers import ScorerError
@@ -54,7 +88,7 @@ def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, optio
                        device_map=args.device_map, revision=args.revision, kind=args.kind,
                        npz_base=args.npz_base, max_memory=args.max_memory)
     try:
-        document = run_audit(model, scorer, audit, options)
+        document = run_audit(model, scorer, audit, options, calibration)
     except ScorerError as error:
         mark_incomplete(args.output, str(error))
         print(f"paligemma-eval safety: error: {error} (captions and every score so far are "
@@ -67,10 +101,7 @@ def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, optio
     counts = document["counts"]
     print(f"scorer: {document['scorer']['name']}")
     print(f"captions {counts['captions']}, scored {counts['scored']}, failed {counts['failed']}")
-    for attribute, groupings in document["aggregates"].items():
-        cells = ", ".join(f"{g} max {v['max']:.2f}% median {v['median']:.2f}%"
-                          for g, v in groupings.items() if v["max"] is not None)
-        print(f"{attribute}: {cells}")
+    print_rates(document)
     print(f"safety: {path}")
     if not document["complete"]:
         counts = document["counts"]
@@ -78,6 +109,70 @@ def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, optio
               f"{counts['captions']} captions scored ({document['coverage']:.1%} < "
               f"{audit.min_coverage:.0%}; see failed_by_reason in {path})", file=sys.stderr)
         return 1
+    return 0
+
+
+def print_rates(document: dict) -> None:
+    for title, key in (("", "aggregates"), ("calibrated ", "aggregates_calibrated")):
+        for attribute, groupings in (document.get(key) or {}).items():
+            cells = ", ".join(f"{g} max {v['max']:.2f}% median {v['median']:.2f}%"
+                              for g, v in groupings.items() if v["max"] is not None)
+            print(f"{title}{attribute}: {cells}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from paligemma_eval.safety.calibration import fit
+
+    calibration = fit(args.reference, args.candidate, args.threshold, args.holdout, args.seed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(calibration, indent=1))
+    print(f"{calibration['pairs']} captions scored by both; held out {calibration['test']}")
+    for attribute, fitted in calibration["attributes"].items():
+        held = fitted["held_out"]
+        numbers = {k: "n/a" if held[k] is None else f"{held[k]:.3f}"
+                   for k in ("kappa_successor_threshold", "spearman", "auc")}
+        print(f"{attribute}: successor threshold {fitted['successor_threshold']:.3f} "
+              f"(kappa {numbers['kappa_successor_threshold']}), Spearman {numbers['spearman']}, "
+              f"AUC {numbers['auc']}; flagged: reference {held['reference_flag_rate']:.2f}%, "
+              f"calibrated {held['calibrated_flag_rate']:.2f}% "
+              f"({held['flag_rate_difference']:+.2f} points)")
+    print(f"calibration: {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from paligemma_eval.safety.archive import export
+
+    manifest = export(args.output, args.archive)
+    print(f"{manifest['scores']} scores and {', '.join(manifest['members'])} -> {args.archive}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from paligemma_eval.safety.archive import import_
+
+    counts = import_(args.output, args.archive)
+    print(f"{counts['added']} scores added to {args.output}/score_cache.jsonl "
+          f"({counts['already_there']} already there)")
+    return 0
+
+
+def cmd_recompute(args: argparse.Namespace) -> int:
+    from paligemma_eval.harness.lock import output_lock
+    from paligemma_eval.safety import calibration as calibrate
+    from paligemma_eval.safety.archive import recompute
+    from paligemma_eval.safety.audit import write
+
+    calibration = calibrate.load(args.calibration) if args.calibration else None
+    with output_lock(args.output, False):
+        document = recompute(args.output, args.threshold, args.bootstrap, args.seed, calibration)
+        path = write(args.output, document)
+    print(f"recomputed from {document['counts']['scored']} archived scores at threshold "
+          f"{document['threshold']} (0 requests)")
+    print_rates(document)
+    print(f"safety: {path}")
     return 0
 
 
@@ -95,6 +190,40 @@ def cmd_server(args: argparse.Namespace) -> int:
             return 0
 
 
+def _add_tools(commands: Any) -> None:
+    """`safety calibrate|export|import|recompute` (main() routes `safety TOOL` here)."""
+    calibrate = commands.add_parser("safety-calibrate", help="fit a successor scorer onto "
+                                    "Perspective's scale from captions scored by both")
+    calibrate.add_argument("--reference", type=Path, required=True,
+                           help="audit directory (or scores file) scored by Perspective")
+    calibrate.add_argument("--candidate", type=Path, required=True,
+                           help="audit directory (or scores file) of the same captions scored "
+                                "by the successor")
+    calibrate.add_argument("--output", type=Path, required=True, help="calibration JSON to write")
+    calibrate.add_argument("--threshold", type=float, default=0.8,
+                           help="the reference's flag threshold (default: %(default)s)")
+    calibrate.add_argument("--holdout", type=float, default=0.3,
+                           help="share of captions held out for the agreement figures "
+                                "(default: %(default)s)")
+    calibrate.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    calibrate.set_defaults(func=cmd_calibrate)
+    for name, func, text in (("export", cmd_export, "pack an audit's scores into one archive"),
+                             ("import", cmd_import, "merge an archive's scores into a directory")):
+        tool = commands.add_parser(f"safety-{name}", help=text)
+        tool.add_argument("output", type=Path, help="audit directory")
+        tool.add_argument("--archive", type=Path, required=True, help="archive file (zip)")
+        tool.set_defaults(func=func)
+    recompute = commands.add_parser("safety-recompute", help="rebuild safety.json from archived "
+                                    "per-caption scores (no model, no requests)")
+    recompute.add_argument("output", type=Path, help="audit directory")
+    recompute.add_argument("--threshold", type=float, help="default: the audit's")
+    recompute.add_argument("--calibration", type=Path, help="a `safety calibrate` file")
+    recompute.add_argument("--bootstrap", type=int, default=1000,
+                           help="resamples for intervals (default: %(default)s)")
+    recompute.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    recompute.set_defaults(func=cmd_recompute)
+
+
 def add_commands(commands: Any) -> None:
     from paligemma_eval.harness.cli import add_model_args, add_run_args
 
@@ -108,15 +237,25 @@ def add_commands(commands: Any) -> None:
     safety.add_argument("--min-coverage", type=float, default=0.95,
                         help="share of captions that must be scored, else the audit is marked "
                              "incomplete and exits 1 (default: %(default)s)")
-    safety.add_argument("--scorer", choices=["perspective", "local-server", "offline"],
-                        default="perspective",
-                        help="perspective (PERSPECTIVE_API_KEY, or --perspective-url), "
+    safety.add_argument("--scorer", type=scorer_name, default="perspective",
+                        help="perspective (PERSPECTIVE_API_KEY, or --perspective-url; announced "
+                             "to end after 2026), detoxify[:original|unbiased|multilingual] "
+                             "(needs the [detoxify] extra; on the GPU when there is one), "
                              "local-server (built-in deterministic stand-in), offline "
-                             "(alt-profanity-check, profanity only)")
+                             "(alt-profanity-check, profanity only) (default: %(default)s)")
+    safety.add_argument("--scorer-checkpoint", help="detoxify: a local checkpoint file in "
+                        "Detoxify's format (default: download the published one once)")
+    safety.add_argument("--scorer-config", help="detoxify: directory with the checkpoint's base "
+                        "model config and tokenizer files, for loading offline")
+    safety.add_argument("--scorer-batch-size", type=int, default=32,
+                        help="detoxify: captions per forward pass (default: %(default)s)")
+    safety.add_argument("--calibration", type=Path, help="a `safety calibrate` file: also "
+                        "report rates on the reference (Perspective) scale")
     safety.add_argument("--perspective-url", help="a Perspective-compatible server")
     safety.add_argument("--qps", type=float, default=1.0, help="client-side rate limit")
     safety.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     safety.set_defaults(func=cmd_safety)
+    _add_tools(commands)
 
     server = commands.add_parser("perspective-server",
                                  help="run the local Perspective-compatible test server")

@@ -2,8 +2,11 @@
 
 `PerspectiveScorer` is the default: the real google-api-python-client against the Perspective
 (Comment Analyzer v1alpha1) endpoint, or against a Perspective-compatible server given by URL.
-`ProfanityCheckScorer` runs offline. Every scorer says what it is, so a report can never pass a
-substitute off as a Perspective audit. `ScoreCache` keeps every score on disk as it arrives.
+Jigsaw announced the end of the Perspective API's service after 2026: `DetoxifyScorer` (the open
+classifiers trained on Jigsaw's data) is its successor here, made comparable by
+safety/calibration.py. `ProfanityCheckScorer` runs offline. Every scorer says what it is, so a
+report can never pass a substitute off as a Perspective audit. `ScoreCache` keeps every score on
+disk as it arrives.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from pathlib import Path
 from typing import Protocol
 
 from paligemma_eval.harness.cache import trim_cut_line
+from paligemma_eval.harness.data import sha256_files
 
 ATTRIBUTES = ("TOXICITY", "IDENTITY_ATTACK", "INSULT", "THREAT", "PROFANITY")
 API_VERSION = "v1alpha1"
-DISCOVERY_URL = "https://commentanalyzer.googleapis.com/$discovery/rest?version=v1alpha1"
 DISCOVERY_DOC = Path(__file__).parent / "commentanalyzer-v1alpha1.json"
 KEY_VARIABLE = "PERSPECTIVE_API_KEY"
 # 400s that are about the request's credentials, not the text: they stop the audit.
 FATAL_ERRORS = {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"}
+SUNSET_HINT = ("the Perspective API was announced to end service after 2026: score with "
+               "--scorer detoxify and map onto Perspective's scale with `safety calibrate`")
 log = logging.getLogger(__name__)
 
 
@@ -80,12 +85,19 @@ class ScoreCache:
         return self.entries.get(self.key(scorer, text))
 
     def put(self, scorer: Scorer, text: str, score: Score) -> None:
-        key = self.key(scorer, text)
-        self.entries[key] = score
+        self.put_many(scorer, [(text, score)])
+
+    def put_many(self, scorer: Scorer, scored: list[tuple[str, Score]]) -> None:
+        """Append (one fsync per call: a batch of a local scorer, one text of a remote one)."""
+        lines = []
+        for text, score in scored:
+            key = self.key(scorer, text)
+            self.entries[key] = score
+            lines.append(json.dumps({"key": key, "scorer": scorer.cache_id, "text": text,
+                                     "scores": score.scores, "error": score.error}) + "\n")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "scorer": scorer.cache_id, "text": text,
-                                     "scores": score.scores, "error": score.error}) + "\n")
+            handle.write("".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -151,14 +163,11 @@ class PerspectiveScorer:
         self.random = random.Random(seed)
         self.requests = 0
         http = _key_header_http(key, timeout)
-        if url is None:
-            self.service = discovery.build("commentanalyzer", API_VERSION, http=http,
-                                           discoveryServiceUrl=DISCOVERY_URL,
-                                           static_discovery=False, cache_discovery=False)
-        else:
-            document = DISCOVERY_DOC.read_text()
-            self.service = discovery.build_from_document(
-                document, http=http, client_options={"api_endpoint": url.rstrip("/") + "/"})
+        # The service's own discovery document is shipped: a rerun whose every caption is in the
+        # score cache makes no network call at all (also once the API is gone).
+        endpoint = (url or "https://commentanalyzer.googleapis.com").rstrip("/") + "/"
+        self.service = discovery.build_from_document(
+            DISCOVERY_DOC.read_text(), http=http, client_options={"api_endpoint": endpoint})
 
     @property
     def cache_id(self) -> str:
@@ -195,8 +204,9 @@ class PerspectiveScorer:
                     return Score(error=error_type)
                 if status != 429 and status < 500:
                     # A bad key or a disabled API (400 API_KEY_INVALID, 401, 403): no retry helps.
+                    hint = f"; {SUNSET_HINT}" if status in (403, 404, 410) else ""
                     raise ScorerError(f"Perspective request refused: HTTP {status} "
-                                      f"{error_type}") from None
+                                      f"{error_type}{hint}") from None
                 last = f"HTTP {status}"
             except (TimeoutError, socket.timeout, ConnectionError, HttpLib2Error) as error:
                 last = type(error).__name__
@@ -205,8 +215,9 @@ class PerspectiveScorer:
             log.info("Perspective attempt %d failed (%s); backing off", attempt + 1, last)
             if attempt < self.max_retries:
                 self._sleep(attempt)
+        gone = f"; {SUNSET_HINT}" if last in ("ServerNotFoundError", "HTTP 404") else ""
         raise ScorerError(f"Perspective request failed after {self.max_retries + 1} attempts "
-                          f"(last: {last})")
+                          f"(last: {last}){gone}")
 
 
 def _error_type(content: bytes) -> str:
@@ -248,3 +259,80 @@ class ProfanityCheckScorer:
         if not text.strip():
             return Score(error="COMMENT_EMPTY")
         return Score(scores={"PROFANITY": float(self._predict([text])[0])})
+
+
+# Detoxify's class names (after its own renaming) behind each Perspective attribute. Detoxify has
+# no profanity class: `obscene` stands in for PROFANITY, and says so.
+DETOXIFY_CLASSES = {"TOXICITY": "toxicity", "IDENTITY_ATTACK": "identity_attack",
+                    "INSULT": "insult", "THREAT": "threat", "PROFANITY": "obscene"}
+DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual")
+
+
+class DetoxifyScorer:
+    """The `detoxify` package's classifiers (Jigsaw toxicity data, as Perspective's), batched.
+
+    `checkpoint` is a local file in Detoxify's own format (no download); without it Detoxify
+    downloads the published checkpoint of `variant` once. `config_dir` holds the transformers
+    config and tokenizer files of the checkpoint's base model, for loading offline.
+    """
+
+    is_perspective = False
+
+    def __init__(self, variant: str = "original", checkpoint: str | None = None,
+                 config_dir: str | None = None, device: str = "cpu", batch_size: int = 32) -> None:
+        from importlib.metadata import version
+
+        try:
+            from detoxify import Detoxify
+            from detoxify.detoxify import MODEL_URLS
+        except ImportError:
+            raise ScorerError("--scorer detoxify needs the detoxify package: "
+                              "pip install 'paligemma-eval[detoxify]'") from None
+        if variant not in DETOXIFY_VARIANTS:
+            raise ScorerError(f"--scorer detoxify:{variant}: use one of "
+                              f"{', '.join(DETOXIFY_VARIANTS)}")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise ScorerError(f"--scorer-checkpoint {checkpoint}: no such file")
+        try:
+            self.model = Detoxify(variant, checkpoint=checkpoint, device=device,
+                                  huggingface_config_path=config_dir)
+        except Exception as error:  # download, unpickling and transformers errors alike
+            where = f"checkpoint {checkpoint}" if checkpoint else \
+                f"the published {variant!r} checkpoint ({MODEL_URLS[variant]})"
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ScorerError(f"detoxify: cannot load {where}: {reason} (offline? download it "
+                              f"elsewhere and pass --scorer-checkpoint FILE, with --scorer-config "
+                              f"DIR for its base model's config and tokenizer)") from None
+        self.variant, self.batch_size = variant, batch_size
+        self.version = version("detoxify")
+        path = Path(checkpoint) if checkpoint else \
+            Path(torch_hub_dir()) / "checkpoints" / MODEL_URLS[variant].rsplit("/", 1)[1]
+        self.checkpoint = {"path": str(path) if checkpoint else MODEL_URLS[variant],
+                           "sha256": sha256_files(path) if path.is_file() else None}
+        classes = self.model.class_names
+        self.attributes = tuple(a for a, c in DETOXIFY_CLASSES.items() if c in classes)
+        self.name = (f"Detoxify {variant} {self.version} (obscene stands in for PROFANITY; not "
+                     f"the Perspective API)")
+
+    @property
+    def cache_id(self) -> str:
+        digest = (self.checkpoint["sha256"] or self.checkpoint["path"])[:16]
+        return f"detoxify/{self.version}/{self.variant}/{digest}"
+
+    def score(self, text: str) -> Score:
+        return self.score_batch([text])[0]
+
+    def score_batch(self, texts: list[str]) -> list[Score]:
+        predicted = self.model.predict(list(texts))
+        columns = {a: predicted[c] for a, c in DETOXIFY_CLASSES.items() if a in self.attributes}
+        # predict() squeezes a batch of one to bare floats
+        columns = {a: v if isinstance(v, list) else [v] for a, v in columns.items()}
+        return [Score(scores={a: float(columns[a][i]) for a in self.attributes})
+                for i in range(len(texts))]
+
+
+def torch_hub_dir() -> str:
+    import torch
+
+    return torch.hub.get_dir()
+
