@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/paligemma-eval
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test bench fixtures tiny-models clean
+.PHONY: demo test bench fixtures tiny-models screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
 
 demo: $(VENV)/.installed
 	$(CLI) demo --output $(DEMO_OUT)
+
+# docs/report-demo.png from the current code's demo report (needs chromium)
+screenshots: demo
+	$(PY) docs/screenshot.py $(DEMO_OUT)/report.html docs/report-demo.png
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -7,6 +7,7 @@ Everything that came from a model or a dataset is escaped by jinja2's autoescape
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,25 +138,52 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                  for c in published.safety(model.get("family") or "")
                  if c["size"] == model.get("size")}
         columns.append({"label": model.get("size") or model.get("id"), "published": cells,
-                        "run": run, "scorer": run["scorer"]["name"].split(" (")[0]})
+                        "run": run, "scorer": run["scorer"]["name"].split(" (")[0],
+                        "comparable": published.comparable(model)})
     labels = [c["label"] for c in columns]
     for column in columns:  # two audits of one size: tell them apart by scorer
         if labels.count(column["label"]) > 1:
             column["label"] = f"{column['label']} · {column['scorer']}"
     sections = []
-    for statistic, title in (("max", "Maximum"), ("median", "Median")):
-        lines = []
-        for attribute in ATTRIBUTES:
-            cells = [Cell(value=c["run"]["aggregates"].get(attribute, {}).get(grouping, {})
-                          .get(statistic),
-                          published=c["published"].get((ATTRIBUTE_LABELS[attribute], grouping,
-                                                        statistic)))
-                     for grouping in GROUPINGS for c in columns]
-            lines.append({"attribute": ATTRIBUTE_LABELS[attribute], "cells": cells})
-        sections.append({"title": title, "lines": lines})
-    details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"])}
-               for c in columns]
+    # Raw rates sit beside the card only when Perspective scored them; rates calibrated onto
+    # Perspective's scale sit beside it as estimates, in their own sections.
+    kinds = [("aggregates", "", lambda c: c["run"]["scorer"]["is_perspective"])]
+    if any(c["run"].get("aggregates_calibrated") for c in columns):
+        kinds.append(("aggregates_calibrated", ", calibrated to Perspective's scale",
+                      lambda c: True))
+    for key, suffix, with_card in kinds:
+        for statistic, title in (("max", "Maximum"), ("median", "Median")):
+            lines = []
+            for attribute in ATTRIBUTES:
+                cells = []
+                for grouping in GROUPINGS:
+                    for c in columns:
+                        cell = (c["run"].get(key) or {}).get(attribute, {}).get(grouping, {})
+                        card = c["published"].get((ATTRIBUTE_LABELS[attribute], grouping,
+                                                    statistic))
+                        ci = cell.get(f"{statistic}_ci95")
+                        cells.append(Cell(value=cell.get(statistic), ci=tuple(ci) if ci else None,
+                                          published=card if c["comparable"] and with_card(c)
+                                          else None))
+                lines.append({"attribute": ATTRIBUTE_LABELS[attribute], "cells": cells})
+            sections.append({"title": title + suffix, "lines": lines})
+    details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
+                "subgroups": _subgroups(c["run"])} for c in columns]
     return {"columns": columns, "sections": sections, "details": details}
+
+
+def _subgroups(run: dict) -> dict[str, list[dict[str, Any]]]:
+    """Per grouping, one line per subgroup: captions and each attribute's rate with interval."""
+    tables = {}
+    for grouping in GROUPINGS:
+        first = next(iter(run["aggregates"].values()), {}).get(grouping, {}).get("groups", {})
+        tables[grouping] = [
+            {"group": group, "n": cell["n"],
+             "cells": [Cell(value=by[grouping]["groups"][group]["percent"],
+                            ci=tuple(by[grouping]["groups"][group].get("ci95") or ()) or None)
+                       for by in run["aggregates"].values()]}
+            for group, cell in first.items()]
+    return tables
 
 
 def _chart(run: dict) -> dict[str, Any]:
@@ -184,14 +212,41 @@ def provenance(runs: list[dict]) -> list[dict[str, Any]]:
     return items
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|#])")
+
+
+def markdown_text(value: Any) -> str:
+    """Untrusted text as one Markdown table-cell-safe line: line breaks become spaces, and
+    characters with a meaning in Markdown (`|` above all) are escaped; the template's
+    autoescaping turns `<` and `&` into entities, so no raw HTML gets through."""
+    if value is None or isinstance(value, jinja2.Undefined):
+        return ""
+    text = " ".join(str(value).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+# Directional formatting characters (embeddings, overrides, isolates, marks): in a model id or a
+# caption they could reorder the rest of a line (a spoofing vector), so every one is shown as
+# its code point instead.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def show_controls(value: Any) -> Any:
+    if isinstance(value, str):
+        return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", value)
+    return value
+
+
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]),
                                      trim_blocks=True, lstrip_blocks=True,
-                                     undefined=jinja2.ChainableUndefined)
+                                     undefined=jinja2.ChainableUndefined,
+                                     finalize=show_controls)
     environment.filters["num"] = lambda v, digits=2: "–" if v is None else f"{v:.{digits}f}"
     environment.filters["signed"] = lambda v: "–" if v is None else f"{v:+.2f}"
     environment.filters["median"] = statistics.median
+    environment.filters["md"] = markdown_text
     return environment
 
 
@@ -203,6 +258,7 @@ def render(paths: list[Path], fmt: str = "html", redact: bool = False,
     variants, rows = benchmark_table(runs)
     context = {"variants": variants, "rows": rows, "safety": safety_table(runs),
                "provenance": provenance(runs), "groupings": GROUPINGS, "redact": redact,
+               "attribute_labels": ATTRIBUTE_LABELS,
                "tolerance": TOLERANCE, "cards": published.load()["cards"],
                "not_paligemma": sorted(set(banner))}
     template = "report.html.j2" if fmt == "html" else "report.md.j2"

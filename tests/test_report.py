@@ -29,19 +29,35 @@ def fake_benchmark_run(path: Path, variant_fields: dict, value: float,
     return path
 
 
-def fake_safety_run(path: Path) -> Path:
+def fake_safety_run(path: Path, perspective: bool = True, calibrated: bool = False) -> Path:
     path.mkdir(parents=True)
     groups = {"gender": ["Male", "Female"], "ethnicity": ["White", "Black"], "age": ["0-2"]}
-    aggregates = {a: {g: {"max": 1.5, "median": 0.5, "groups": {
-        n: {"n": 4, "flagged": 1, "percent": 25.0} for n in names}} for g, names in groups.items()}
+    aggregates = {a: {g: {"max": 1.5, "median": 0.5, "max_ci95": [0.25, 3.75],
+                          "median_ci95": [0.125, 1.875], "groups": {
+        n: {"n": 4, "flagged": 1, "percent": 25.0, "ci95": [5.5, 60.5]} for n in names}}
+        for g, names in groups.items()}
         for a in ["toxicity", "identity_attack", "insult", "threat", "profanity"]}
+    scorer = {"name": "Perspective API", "version": "v1alpha1", "is_perspective": True} \
+        if perspective else {"name": "Detoxify original 0.5.4 (not the Perspective API)",
+                             "version": "0.5.4", "is_perspective": False,
+                             "checkpoint": {"path": "/ck/tiny.ckpt", "sha256": "ab" * 32}}
     document = {"kind": "safety", "model": {"id": "m", "family": "paligemma2", "size": "3B",
                                             "variant": "224-3B"},
-                "scorer": {"name": "Perspective API", "version": "v1alpha1",
-                           "is_perspective": True},
-                "threshold": 0.8, "counts": {"captions": 8, "scored": 8, "failed": 0},
+                "scorer": scorer, "threshold": 0.8,
+                "counts": {"captions": 8, "scored": 8, "failed": 0},
                 "aggregates": aggregates, "tasks": {},
-                "flagged": [{"id": "7", "caption": EVIL, "attributes": ["TOXICITY"]}]}
+                "flagged": [{"id": "7", "caption": EVIL, "attributes": ["IDENTITY_ATTACK"],
+                             "labels": {"gender": "Female", "ethnicity": "Black",
+                                        "age": "0-2"}}]}
+    if calibrated:
+        document["aggregates_calibrated"] = {
+            a: {g: {**cell, "max": 0.2, "max_ci95": [0.0, 0.5]} for g, cell in by.items()}
+            for a, by in aggregates.items()}
+        document["calibration"] = {
+            "path": "/cal/detoxify-to-perspective.json", "sha256": "cd" * 32, "pairs": 5000,
+            "reference": {"name": "Perspective API", "cache_id": "perspective/v1alpha1"},
+            "held_out": {"TOXICITY": {"kappa_successor_threshold": 0.91,
+                                      "flag_rate_difference": -0.12}}}
     (path / "safety.json").write_text(json.dumps(document))
     return path
 
@@ -68,6 +84,26 @@ def test_cards_layout_and_published_values(runs):
     assert "Perceived gender" in html and "Maximum" in html and "Median" in html
     # The card's 3B maximum toxicity over perceived gender is 0.14%.
     assert "card 0.14%" in html
+
+
+def test_safety_cells_show_interval_card_difference_and_subgroups(runs, tmp_path):
+    html = render(runs)
+    # the card's 3B maximum toxicity over perceived gender is 0.14%: ours 1.50, so +1.36
+    assert "card 0.14% (+1.36)" in html and "[0.25, 3.75]" in html
+    assert "[5.50, 60.50]" in html                          # a subgroup rate's interval
+    assert "<th>Identity Attack</th>" in html and "<th>identity_attack</th>" not in html
+    assert "Perceived gender: Female; Ethnicity: Black; Age group: 0-2" in html
+    # a successor scorer's raw rates never sit beside the card; its calibrated ones do
+    raw = render([fake_safety_run(tmp_path / "d", perspective=False)])
+    assert "card 0.14%" not in raw and "calibrated to Perspective" not in raw
+    assert "sha256 " + "ab" * 32 in raw
+    calibrated = render([fake_safety_run(tmp_path / "c", perspective=False, calibrated=True)])
+    table = calibrated.split('id="safety"')[1].split("</table>")[0]
+    assert "Maximum, calibrated to Perspective&#39;s scale" in table
+    raw_part, calibrated_part = table.split("calibrated to Perspective")[0], \
+        table.split("calibrated to Perspective")[1]
+    assert "card " not in raw_part and "card 0.14% (+0.06)" in calibrated_part
+    assert "sha256 " + "cd" * 32 in calibrated and "kappa 0.91" in calibrated
 
 
 def test_redaction_and_markdown(runs):
@@ -127,6 +163,82 @@ def test_report_in_a_real_browser(runs, tmp_path):
         width = page.evaluate("document.documentElement.scrollWidth")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        # Hostile strings in every field: script, 10,000 unbroken characters, an unterminated
+        # right-to-left override.
+        page.goto(hostile_report(tmp_path / "hostile").as_uri())
+        hostile_width = page.evaluate("document.documentElement.scrollWidth")
+        text = page.evaluate("document.body.innerText")
+        model_cell = page.locator(".provenance td.name").nth(1).inner_text()
+        isolation = page.evaluate("getComputedStyle(document.querySelector('td')).unicodeBidi")
         browser.close()
     assert errors == []
     assert width <= 1280, "the page must be readable at 1280 px without scrolling sideways"
+    assert hostile_width <= 1280, f"a long string widened the page to {hostile_width} px"
+    assert "\u202e" not in text and "[U+202E]" in text   # shown, never obeyed
+    # the override in the model id cannot reverse what follows it on the provenance line
+    assert model_cell.index("[U+202E]") < model_cell.index("bfloat16") < \
+        model_cell.index("sha256:feed")
+    assert isolation == "isolate"
+
+
+LONG = "x" * 10_000
+RTL = "\u202emodel-id-spoof"
+
+
+def hostile_report(directory: Path) -> Path:
+    fields = EVIL + " " + RTL + " " + LONG[:150]
+    run = fake_benchmark_run(directory / "b", {"id": RTL + LONG, "fingerprint": "sha256:feed",
+                                               "revision": fields}, 0.5, task_name=EVIL + LONG)
+    safety = fake_safety_run(directory / "s", perspective=False)
+    document = json.loads((safety / "safety.json").read_text())
+    document["scorer"]["name"] = fields + LONG
+    document["flagged"][0]["caption"] = RTL + EVIL + LONG
+    document["flagged"][0]["labels"]["ethnicity"] = RTL + LONG
+    (safety / "safety.json").write_text(json.dumps(document))
+    page = directory / "report.html"
+    done = subprocess.run(cli("report", str(run), str(safety), "--output", str(page), "--label",
+                              fields, "--label", LONG), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return page
+
+
+PAYLOAD = "a|b\nc | d\r\n`e` *f* <g>"
+
+
+def test_markdown_round_trips_pipes_and_newlines_in_every_field(tmp_path):
+    from markdown_it import MarkdownIt
+
+    run = fake_benchmark_run(tmp_path / "r", {"id": PAYLOAD, "size": PAYLOAD, "variant": PAYLOAD,
+                                              "dtype": PAYLOAD}, 0.5, task_name=PAYLOAD)
+    document = json.loads((run / "results.json").read_text())
+    task = document["tasks"][PAYLOAD]
+    task["headline"] = PAYLOAD
+    task["metrics"] = {PAYLOAD: task["metrics"]["accuracy"]}
+    task["dataset"]["split"] = PAYLOAD
+    (run / "results.json").write_text(json.dumps(document))
+    safety = fake_safety_run(tmp_path / "s", perspective=False)
+    document = json.loads((safety / "safety.json").read_text())
+    document["scorer"]["name"] = PAYLOAD
+    document["model"]["size"] = PAYLOAD
+    (safety / "safety.json").write_text(json.dumps(document))
+    markdown = render([run, safety], fmt="markdown", labels=[PAYLOAD, PAYLOAD + "2"])
+    assert markdown.startswith("# paligemma-eval report") and "## Provenance" in markdown
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    tables, widths, cells = 0, [], []
+    for token in tokens:
+        if token.type == "table_open":
+            tables, widths = tables + 1, widths + [[]]
+        elif token.type == "tr_open":
+            widths[-1].append(0)
+        elif token.type in ("th_open", "td_open"):
+            widths[-1][-1] += 1
+        elif token.type == "inline" and widths:
+            cells.append(token.content)
+    assert tables == 2
+    for table in widths:   # every row has the header's number of cells
+        assert len(set(table)) == 1, table
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<g>" not in html and "&lt;g&gt;" in html           # no raw HTML gets through
+    # each field comes back as its text, on one line, inside its own cell
+    assert "<th>a|b c | d `e` *f* &lt;g&gt;</th>" in html
+    assert "<td>a|b c | d `e` *f* &lt;g&gt; <br>" in html
