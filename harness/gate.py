@@ -323,20 +323,23 @@ def _rows(checks: list[Check]) -> list[list[str]]:
     rows = []
     for c in checks:
         ci = c.comparison.get("ci95")
-        rows.append([c.task, c.metric, f"{c.comparison['a']:.4f}", f"{c.comparison['b']:.4f}",
-                     f"{c.comparison['difference']:+.4f}",
-                     f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a",
+        # x100: the report's and the cards' scale (accuracy in points, CIDEr as published)
+        rows.append([c.task, c.metric, f"{100 * c.comparison['a']:.2f}",
+                     f"{100 * c.comparison['b']:.2f}", f"{100 * c.comparison['difference']:+.2f}",
+                     f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "n/a",
                      "REGRESSED" if c.regressed else "ok"])
     return rows
 
 
-HEADER = ["task", "metric", "baseline", "candidate", "difference", "95% CI", "verdict"]
+HEADER = ["task", "metric", "baseline x100", "candidate x100", "difference", "95% CI",
+          "verdict"]
 
 
 def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None) -> str:
     lines = ["## paligemma-eval gate", "",
              f"Baseline `{markdown_cell(baseline)}`, candidate `{markdown_cell(candidate)}`. "
-             "Values are fractions (0-1) as in results.json.", ""]
+             "Values x100, the report's and the cards' scale (results.json and the policy hold "
+             "fractions: max_drop 0.01 is 1.00 here).", ""]
     if error:
         return "\n".join(lines + [f"**Gate error (exit 2): the runs could not be judged.** "
                                    f"{markdown_cell(error)}"]) + "\n"
