@@ -34,14 +34,15 @@ from typing import Any
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # one line per figure, no progress bars
 import datasets  # noqa: E402
-import numpy as np
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # for tests.npz_writer
 from tests.npz_writer import published_shapes  # noqa: E402
 
-from paligemma_eval.harness import data, registry  # noqa: E402
+from bare_loop import bare_loop  # noqa: E402
+from paligemma_eval.harness import registry  # noqa: E402
 from paligemma_eval.harness.demo import fixtures  # noqa: E402
 from paligemma_eval.harness.models import EMBEDDED, ModelInfo, PaliGemmaModel  # noqa: E402
 from paligemma_eval.harness.npz import infer_variant, published_config  # noqa: E402
@@ -127,23 +128,6 @@ def timed(work: Callable[[], Any]) -> float:
     work()
     synchronize()
     return time.perf_counter() - started
-
-
-def bare_loop(model: PaliGemmaModel, prepared: Any, ids: list[str], batch_size: int,
-              generate: Callable[..., Any] | None = None) -> None:
-    """Decode, processor, generate: what a hand-written evaluation loop does."""
-    task = prepared.task
-    generate = generate or model.model.generate
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start:start + batch_size]
-        images = [data.decode_image(prepared.rows[prepared.row_of[i]][task.image_column])
-                  for i in batch]
-        inputs = model.processor(text=["<image>" + prepared.prompts[i] for i in batch],
-                                 images=images, return_tensors="pt", padding="longest")
-        inputs = inputs.to(model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.model.dtype)
-        with torch.inference_mode():
-            generate(**inputs, max_new_tokens=task.max_new_tokens, do_sample=False)
 
 
 def runner(model: PaliGemmaModel, task: Any, data_dir: Path, limit: int, batch_size: int) -> None:

@@ -16,25 +16,17 @@ import time
 from pathlib import Path
 
 import datasets
-import torch
 
-from paligemma_eval.harness import data, registry
+from bare_loop import bare_loop
+from paligemma_eval.harness import registry
 from paligemma_eval.harness.demo import fixtures
 from paligemma_eval.harness.loading import load_model
 from paligemma_eval.harness.runner import RunOptions, prepare, run_task
 
 
-def bare_loop(model, task, prepared, batch_size: int) -> float:
+def bare_time(model, prepared, batch_size: int) -> float:
     started = time.perf_counter()
-    ids = [i for i in prepared.ids if i in prepared.prompts]
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start:start + batch_size]
-        images = [data.decode_image(prepared.rows[prepared.row_of[i]][task.image_column])
-                  for i in batch]
-        inputs = model.processor(text=["<image>" + prepared.prompts[i] for i in batch],
-                                 images=images, return_tensors="pt", padding="longest")
-        with torch.inference_mode():
-            model.model.generate(**inputs, max_new_tokens=task.max_new_tokens, do_sample=False)
+    bare_loop(model, prepared, [i for i in prepared.ids if i in prepared.prompts], batch_size)
     return time.perf_counter() - started
 
 
@@ -71,7 +63,7 @@ def main() -> None:
     runner(model, task, args.batch_size, data_dir)  # warm-up: first-call costs belong to neither
     bare, ours = [], []
     for _ in range(args.repeats):
-        bare.append(bare_loop(model, task, prepared, args.batch_size))
+        bare.append(bare_time(model, prepared, args.batch_size))
         ours.append(runner(model, task, args.batch_size, data_dir))
     print(f"model {args.model}, task vqav2_val, {n} examples, batch {args.batch_size}, "
           f"device {model.device}, best of {args.repeats}")

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from paligemma_eval.safety.scorers import DetoxifyScorer
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # for tests.detoxify_writer
+from paligemma_eval.safety.scorers import DetoxifyScorer  # noqa: E402
+from tests.detoxify_writer import write_checkpoint  # noqa: E402
 
 FAIRFACE_VALIDATION = 10_954
 CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
@@ -30,23 +33,9 @@ WORDS = ("a photo of man woman boy girl person smiling with beard glasses short 
 
 
 def checkpoint(directory: Path) -> tuple[Path, Path]:
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    config_dir = directory / "bert-base-shaped"
-    config_dir.mkdir()
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     vocabulary += [f"w{i}" for i in range(30_522 - len(vocabulary))]
-    (config_dir / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
-    config = BertConfig(num_labels=len(CLASSES))     # bert-base-uncased's shapes
-    config.save_pretrained(config_dir)
-    BertTokenizer(str(config_dir / "vocab.txt")).save_pretrained(config_dir)
-    path = directory / "original-shaped.ckpt"
-    torch.save({"config": {"arch": {"args": {"model_type": str(config_dir),
-                                             "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer",
-                                             "num_classes": len(CLASSES)}},
-                           "dataset": {"args": {"classes": CLASSES}}},
-                "state_dict": BertForSequenceClassification(config).state_dict()}, path)
+    path, config_dir, _ = write_checkpoint(directory, CLASSES, vocabulary)  # bert-base shapes
     return path, config_dir
 
 

@@ -14,6 +14,7 @@ from paligemma_eval.safety.audit import aggregate, score_captions
 from paligemma_eval.safety.scorers import DetoxifyScorer, Score, ScoreCache
 from paligemma_eval.safety.server import LocalPerspective
 from tests.conftest import cli
+from tests.detoxify_writer import write_checkpoint
 from tests.test_safety import safety_command
 
 ORIGINAL = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
@@ -25,26 +26,9 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "man"
 
 def detoxify_checkpoint(directory: Path, classes: list[str]) -> tuple[Path, Path, object]:
     """A tiny BERT in Detoxify's own checkpoint format, its config and vocabulary made here."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    config_dir = directory / "bert"
-    config_dir.mkdir(parents=True)
-    (config_dir / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
-                        num_labels=len(classes))
-    config.save_pretrained(config_dir)
-    BertTokenizer(str(config_dir / "vocab.txt")).save_pretrained(config_dir)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(config).eval()
-    checkpoint = directory / "tiny-detoxify.ckpt"
-    torch.save({"config": {"arch": {"args": {"model_type": str(config_dir),
-                                             "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer",
-                                             "num_classes": len(classes)}},
-                           "dataset": {"args": {"classes": classes}}},
-                "state_dict": model.state_dict()}, checkpoint)
-    return checkpoint, config_dir, model
+    return write_checkpoint(directory, classes, WORDS, hidden_size=16, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=32,
+                            max_position_embeddings=64)
 
 
 @pytest.mark.parametrize("classes", [ORIGINAL, UNBIASED], ids=["original", "unbiased"])
