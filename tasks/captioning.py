@@ -1,9 +1,10 @@
 """Captioning tasks scored with CIDEr (pycocoevalcap): COCO Karpathy test and val2017, NoCaps,
 TextCaps.
 
-Prompt `caption en`, 32 new tokens, beam search with 2 beams as big_vision's COCO setup
-(`--num-beams` overrides). CIDEr is the headline; ROUGE-L, BLEU-4 and METEOR beside it. NoCaps
-is broken down into in-/near-/out-domain when the data carries a `domain` column.
+Prompt `caption en`, 32 new tokens, images resized bilinearly without antialias, beam search with
+2 beams (COCO, NoCaps: big_vision's cococap.py) or 3 (TextCaps: textcaps.py); `--num-beams`
+overrides. CIDEr is the headline; ROUGE-L, BLEU-4 and METEOR beside it. NoCaps is broken down
+into in-/near-/out-domain when the data carries a `domain` column.
 
 Hub copies (lmms-eval's ids and columns):
 - yerevann/coco-karpathy test (the Karpathy split): filename, sentences [5 captions], url (the
@@ -32,7 +33,7 @@ def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) 
 
 
 def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
-                 description: str, image_column: str = "image") -> Task:
+                 description: str, image_column: str = "image", beams: int = 2) -> Task:
     def target(row: Row) -> dict:
         refs = [str(c) for c in row[references]]
         if not refs:
@@ -40,9 +41,9 @@ def caption_task(name: str, source: DatasetSource, id_column: str, references: s
         return {"references": refs, "domain": row.get("domain")}
 
     return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
-                columns=(references, image_column), id_column=id_column, num_beams=2,
-                metric="cider", rule="CIDEr-D (pycocoevalcap, PTB tokenizer), 2 beams",
-                image_column=image_column, resize="bilinear-antialias",
+                columns=(references, image_column), id_column=id_column, num_beams=beams,
+                metric="cider", rule=f"CIDEr-D (pycocoevalcap, PTB tokenizer), {beams} beams",
+                image_column=image_column, resize="bilinear",
                 description=description, groups=("captioning",))
 
 
@@ -62,5 +63,5 @@ def tasks() -> list[Task]:
         caption_task("nocaps_val", DatasetSource("lmms-lab/NoCaps", "validation"), "image_id",
                      "annotations_captions", "NoCaps validation"),
         caption_task("textcaps_val", DatasetSource("lmms-lab/TextCaps", "val"), "question_id",
-                     "reference_strs", "TextCaps validation"),
+                     "reference_strs", "TextCaps validation", beams=3),
     ]

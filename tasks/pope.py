@@ -1,6 +1,7 @@
 """POPE: random, popular and adversarial splits, each its own task; group `pope` runs all three.
 
-Prompt `answer en {question}` (the cards evaluate the VQAv2 transfer), 48 new tokens. Strict
+Prompt `answer en {question}` (the cards evaluate the VQAv2 transfer), 48 new tokens, images
+resized bilinearly without antialias (big_vision's pope.py config). Strict
 parsing as big_vision (exact yes/no after lower-casing); the `_lenient` tasks take the first yes/no
 word instead and are labelled so in their names.
 
@@ -32,7 +33,7 @@ def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Ta
     return Task(name=f"pope_{split}{suffix}", source=DatasetSource("lmms-lab/POPE", split, "Full"),
                 prompt="answer en {question}", target=target, scorer=scorer,
                 columns=("question", "answer"), id_column="question_id", max_new_tokens=48,
-                metric="accuracy", resize="bilinear-antialias",
+                metric="accuracy", resize="bilinear",
                 rule=f"{'lenient' if suffix else 'strict'} yes/no; anything else counts wrong",
                 groups=(f"pope{suffix}",),
                 description=f"POPE {split}, {'lenient' if suffix else 'strict'} yes/no parsing")

@@ -140,7 +140,7 @@ def refcoco_task(dataset: str, split: str, mode: str) -> Task:
         columns=("answer", "segmentation", "bbox"), id_column="question_id",
         max_new_tokens=48, groups=(f"refcoco_{mode}",),
         rule="big_vision segmentation evaluator" if segmenting else "box IoU >= 0.5",
-        resize="bilinear-antialias",
+        resize="bilinear",   # big_vision's refcoco_seg.py evaluates without antialias
         metric="miou" if segmenting else "box_acc@0.5",
         preflight=require_decoder if segmenting else None,
         description=f"{dataset} {split}: {'mIoU' if segmenting else 'box accuracy'}"

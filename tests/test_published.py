@@ -1,5 +1,6 @@
 """reports/published.json against the model cards' own text (shared/seeds beside the repo)."""
 
+import json
 import re
 
 import pytest
@@ -61,9 +62,43 @@ def test_every_card_row_entry_names_exactly_one_card_row_of_a_registered_task():
 def test_tasks_without_the_cards_split_or_rule_have_no_card_row():
     rows = published.card_rows()
     for name in ("vqav2_val", "coco_cap_val2017", "coco_cap_karpathy_test", "okvqa_val_official",
-                 "vizwiz_vqa_val_official", "pope_random_lenient", "refcoco_val_raw",
+                 "vizwiz_vqa_val_official", "pope_random_lenient", "refcoco_val",
                  "refcoco_val_detect"):
         assert name not in rows
     model = {"variant": "pt-224", "size": "3B", "family": "paligemma"}
     assert published.card_value("okvqa_val", "accuracy", model)["percent"] == 63.54
     assert published.card_value("textvqa_val", "accuracy", model) is None  # test server only
+
+
+# Eval settings of big_vision's PaliGemma transfer configs
+# (big_vision/configs/proj/paligemma/transfers/<file>: the eval pp's prompt, max_decode_len,
+# resize(res[, antialias=True])) for every task that may stand beside a card number.
+BIG_VISION_EVAL = {
+    "coco_cap_karpathy_val": ("caption en", 32, "bilinear", "cococap.py"),
+    "nocaps_val": ("caption en", 32, "bilinear", "cococap.py"),
+    "textcaps_val": ("caption en", 32, "bilinear", "textcaps.py"),
+    "okvqa_val": ("answer en {question}", 32, "bilinear-antialias", "okvqa.py"),
+    "textvqa_val": ("answer en {question}", 32, "bilinear-antialias", "textvqa.py"),
+    "vizwiz_vqa_val": ("answer en {question}", 48, "bilinear", "vizwizvqa.py"),
+    "docvqa_val": ("{question}", 32, "bilinear-antialias", "docvqa.py"),
+    "infovqa_val": ("answer en {question}", 48, "bilinear-antialias", "infovqa.py"),
+    **{f"pope_{split}": ("answer en {question}", 48, "bilinear", "pope.py")
+       for split in ("random", "popular", "adversarial")},
+    **{f"{name}_raw": ("{expression}", 48, "bilinear", "refcoco_seg.py")
+       for name in ("refcoco_val", "refcoco_testA", "refcoco_testB", "refcocoplus_val",
+                    "refcocoplus_testA", "refcocoplus_testB", "refcocog_val", "refcocog_test")},
+}
+
+
+def test_every_card_linked_task_decodes_as_its_big_vision_config():
+    from paligemma_eval.harness import registry
+
+    tasks = registry.all_tasks()
+    linked = {entry["task"] for entry in json.loads(published.CARD_ROWS.read_text())["rows"]}
+    assert linked - {"mmvp"} <= set(BIG_VISION_EVAL), "a card-linked task without its config"
+    for name, (prompt, tokens, resize, config) in BIG_VISION_EVAL.items():
+        task = tasks[name]
+        assert (task.prompt, task.max_new_tokens, task.resize) == (prompt, tokens, resize), \
+            f"{name} differs from big_vision's {config}"
+        # greedy, except captioning: cococap.py's beam_size=2, textcaps.py's beam_size=3
+        assert task.num_beams == {"cococap.py": 2, "textcaps.py": 3}.get(config, 1), name
