@@ -84,7 +84,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                                            "(default: main)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="default: bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu or cuda:N (default: %(default)s: a GPU when there is one)")
     parser.add_argument("--device-map", choices=["auto"],
                         help="spread a large model over GPUs (hub, local and .npz checkpoints)")
     parser.add_argument("--max-memory", type=max_memory,
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pin a task's hub dataset to a revision (repeat; default: the "
                           "task's, recorded with its resolved commit in results.json)")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                     help="vllm: optional extra, GPU only")
+                     help="vllm: optional extra, GPU only (default: %(default)s)")
     run.add_argument("--seg-decoder", type=Path,
                      help="big_vision's vae-oid.npz for segmentation tasks (or set "
                           "PALIGEMMA_SEG_DECODER)")
@@ -330,12 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     score = commands.add_parser("score", help="score predictions made elsewhere")
-    score.add_argument("--task", required=True)
+    score.add_argument("--task", required=True, help="the task the predictions answer")
     score.add_argument("--predictions", required=True, type=Path,
                        help="JSONL with id and prediction per line")
-    score.add_argument("--output", required=True, type=Path)
-    score.add_argument("--data-dir", type=Path)
-    score.add_argument("--limit", type=int)
+    score.add_argument("--output", required=True, type=Path,
+                       help="directory for results.json and per-example scores")
+    score.add_argument("--data-dir", type=Path,
+                       help="local copies of the datasets (default: the hub)")
+    score.add_argument("--limit", type=int,
+                       help="first N examples of the task, as the run had (default: all)")
     score.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for segmentation tasks")
     score.add_argument("--allow-partial", action="store_true",
                        help="score a file that covers only part of the split: missing examples "
@@ -383,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as error:  # a full disk, a file vanishing under us: one line, exit 2
-        where = f" ({error.filename})" if error.filename else ""
+        target = error.filename or getattr(args, "output", None)  # a write names no file
+        where = f" ({'writing under ' if not error.filename else ''}{target})" if target else ""
         print(f"paligemma-eval {args.command}: error: {error.strerror or error}{where}; "
               f"results written so far are kept", file=sys.stderr)
         return 2

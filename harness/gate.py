@@ -441,7 +441,8 @@ def add_commands(commands: Any) -> None:
     compare.set_defaults(func=cmd_compare)
 
     checker = commands.add_parser("gate", help="fail (exit 1) when a candidate regressed")
-    checker.add_argument("--candidate", required=True, type=Path)
+    checker.add_argument("--candidate", required=True, type=Path,
+                         help="run directory (or results.json / safety.json) under test")
     checker.add_argument("--baseline", required=True, type=Path,
                          help="a run directory, or 'published' for the cards' numbers")
     checker.add_argument("--policy", type=Path, help="TOML policy (see harness/gate.py)")

@@ -26,8 +26,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     report = commands.add_parser("report", help="render runs as model-card-style tables")
     report.add_argument("runs", nargs="+", type=Path, help="run directories or result files")
-    report.add_argument("--output", required=True, type=Path)
-    report.add_argument("--format", choices=["html", "markdown"], default="html")
+    report.add_argument("--output", required=True, type=Path, help="file to write")
+    report.add_argument("--format", choices=["html", "markdown"], default="html",
+                        help="default: %(default)s")
     report.add_argument("--label", action="append",
                         help="column label for the runs, in order (repeat; default: variant and "
                              "run directory name)")

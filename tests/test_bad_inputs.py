@@ -90,3 +90,51 @@ def test_ctrl_c_keeps_predictions_and_says_how_to_resume(tmp_path, data_dir):
     assert done.returncode == 0
     result = json.loads((out / "results.json").read_text())["tasks"]["vqav2_val"]
     assert result["throughput"]["resumed"] >= kept
+
+
+def test_every_flag_with_a_default_says_it_in_its_help():
+    import argparse
+
+    from paligemma_eval.harness.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    silent = []
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            text = action.help or ""
+            if not text or (action.default not in (None, False) and "default" not in text):
+                silent.append(f"{name} {action.option_strings[-1]}")
+    assert silent == []
+
+
+def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, data_dir):
+    """A write refused mid-run (here: a file-size limit, as a full disk refuses the next block):
+    one line, exit 2, the predictions already written kept, no empty results file; the rerun
+    with room resumes and scores exactly as a fresh run."""
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a refused write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = ["--model", "tiny-paligemma", "--tasks", "vqav2_val", "--data-dir", str(data_dir),
+            "--batch-size", "2", "--bootstrap", "20"]
+    done = subprocess.run(cli("run", *args, "--output", str(out)), capture_output=True,
+                          text=True, preexec_fn=small_disk)
+    assert done.returncode == 2, done.stderr[-1500:]
+    assert "Traceback" not in done.stderr and "results written so far are kept" in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and f"writing under {out}" in errors[0], done.stderr
+    written = (out / "predictions" / "vqav2_val.jsonl").read_bytes()
+    assert written.count(b"\n") >= 2
+    assert not [p for p in out.rglob("*.json") if p.stat().st_size == 0]
+    again = subprocess.run(cli("run", *args, "--output", str(out)), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-1500:]
+    subprocess.run(cli("run", *args, "--output", str(fresh)), capture_output=True, check=True)
+    resumed = json.loads((out / "results.json").read_text())["tasks"]["vqav2_val"]
+    whole = json.loads((fresh / "results.json").read_text())["tasks"]["vqav2_val"]
+    assert resumed["metrics"] == whole["metrics"] and resumed["throughput"]["resumed"] >= 2
