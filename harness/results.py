@@ -79,6 +79,7 @@ def task_result(task: Task, dataset: dict, scored: list[str], scores: Scores | N
                 failed: dict[str, str], resamples: int, seed: int) -> dict[str, Any]:
     return {
         "dataset": dataset,
+        "description": task.description,
         "prompt": task.prompt,
         "headline": task.headline,
         "rule": task.rule,

@@ -108,7 +108,8 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
             entry = result["metrics"][metric]
             card = published.card_value(name, metric, run.get("model"))
             cards = published.card_rows().get(name)
-            label = cards[0]["benchmark"] if cards else name
+            # the card's row label; else the task's own description (older results: its name)
+            label = cards[0]["benchmark"] if cards else (result.get("description") or name)
             split = result.get("dataset", {}).get("split", "")
             rule = f" · {result['rule']}" if result.get("rule") else ""
             row = rows.setdefault(name, BenchmarkRow(
