@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from paligemma_eval.reports import published
 
@@ -170,7 +171,10 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
             sections.append({"title": title + suffix, "lines": lines})
     details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
                 "subgroups": _subgroups(c["run"])} for c in columns]
-    return {"columns": columns, "sections": sections, "details": details}
+    # PaliGemma 1's card draws its safety table in another layout than PaliGemma 2's
+    families = {(c["run"].get("model") or {}).get("family") for c in columns}
+    layout = "paligemma" if families == {"paligemma"} else "paligemma2"
+    return {"columns": columns, "sections": sections, "details": details, "layout": layout}
 
 
 def _subgroups(run: dict) -> dict[str, list[dict[str, Any]]]:
@@ -233,7 +237,8 @@ _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def show_controls(value: Any) -> Any:
-    if isinstance(value, str):
+    # Markup (a macro's output) was built from values that already passed through here
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
         return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", value)
     return value
 

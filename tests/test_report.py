@@ -242,3 +242,17 @@ def test_markdown_round_trips_pipes_and_newlines_in_every_field(tmp_path):
     # each field comes back as its text, on one line, inside its own cell
     assert "<th>a|b c | d `e` *f* &lt;g&gt;</th>" in html
     assert "<td>a|b c | d `e` *f* &lt;g&gt; <br>" in html
+
+
+def test_a_paligemma_1_audit_is_drawn_in_its_cards_layout(tmp_path):
+    run = fake_safety_run(tmp_path / "s")
+    document = json.loads((run / "safety.json").read_text())
+    document["model"] = {"id": "m", "family": "paligemma", "size": "3B", "variant": "mix-224",
+                         "resolution": 224, "kind": "mix"}
+    (run / "safety.json").write_text(json.dumps(document))
+    table = render([run]).split('id="safety"')[1].split("</table>")[0]
+    # the PaliGemma 1 card: Maximum and Median side by side under each grouping
+    assert table.count("<th>Maximum</th><th>Median</th>") == 3
+    assert table.count("<tr><td") == 5 and "&lt;td&gt;" not in table
+    # its toxicity maximum over perceived gender is 0.04%, the median 0.03%
+    assert "card 0.04% (+1.46)" in table and "card 0.03% (+0.47)" in table
