@@ -67,18 +67,26 @@ def import_(out: Path, archive: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "score_cache.jsonl"
     trim_cut_line(cache)
-    known = set()
-    if cache.is_file():
-        with open(cache, encoding="utf-8") as handle:
-            known = {json.loads(line)["key"] for line in handle if line.strip()}
+    known = set(_keys(cache.read_text(encoding="utf-8").splitlines())) if cache.is_file() else set()
     lines = members["score_cache.jsonl"].decode("utf-8").splitlines(keepends=True)
-    new = [line for line in lines if line.strip() and json.loads(line)["key"] not in known]
+    new = [line for line, key in zip(lines, _keys(lines)) if key is not None and key not in known]
     with open(cache, "a", encoding="utf-8") as handle:
         handle.writelines(line if line.endswith("\n") else line + "\n" for line in new)
     for name in ("safety_scores.jsonl", "safety.json"):  # an audit already here is kept
         if name in members and not (out / name).exists():
             (out / name).write_bytes(members[name])
     return {"added": len(new), "already_there": len(lines) - len(new)}
+
+
+def _keys(lines: list[str]) -> list[str | None]:
+    """Each cache line's key; None for a line that is not a record (the cache skips those too)."""
+    keys = []
+    for line in lines:
+        try:
+            keys.append(json.loads(line)["key"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            keys.append(None)
+    return keys
 
 
 def read_records(out: Path) -> list[dict]:
