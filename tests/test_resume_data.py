@@ -91,3 +91,43 @@ def test_two_runs_into_one_output_take_turns_and_keep_both_tasks(tmp_path, data_
     run(data_dir, out, "vqav2_val", "4")
     tasks = json.loads((out / "results.json").read_text())["tasks"]
     assert set(tasks) == {"pope_random", "vqav2_val"}
+
+
+def test_a_hub_dataset_records_the_commit_its_revision_resolved_to(tmp_path):
+    """Against a local server speaking the hub's dataset-info API (HF_ENDPOINT): the branch or tag
+    asked for is resolved to its commit sha; offline, None, never a guess."""
+    import os
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sha, asked = "0123456789abcdef0123456789abcdef01234567", []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            body = json.dumps({"id": "lmms-lab/VQAv2", "sha": sha, "private": False}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probe = ("from paligemma_eval.harness.data import resolved_revision\n"
+             "from paligemma_eval.harness.registry import DatasetSource\n"
+             "print(resolved_revision(DatasetSource('lmms-lab/VQAv2', 'validation', "
+             "revision='v1.0')))")
+    try:
+        for endpoint, expected in ((f"http://127.0.0.1:{server.server_port}", sha),
+                                   ("http://127.0.0.1:9", "None")):   # nothing listens there
+            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                  env={**os.environ, "HF_ENDPOINT": endpoint}, timeout=120)
+            assert done.stdout.strip() == expected, done.stderr[-800:]
+    finally:
+        server.shutdown()
+    assert "/api/datasets/lmms-lab/VQAv2/revision/v1.0" in asked
