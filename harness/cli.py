@@ -58,6 +58,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base)
     args.output.mkdir(parents=True, exist_ok=True)
+    for parameter in model.model.parameters():   # safetensors stores contiguous tensors only
+        parameter.data = parameter.data.contiguous()
     model.model.save_pretrained(args.output)
     model.processor.save_pretrained(args.output)
     info = model.info
