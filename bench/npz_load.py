@@ -5,7 +5,8 @@
 Writes a PaliGemma 2 224px checkpoint of the published shapes with random bfloat16 values
 (3B: about 6 GB) one array at a time, then in a fresh process loads it with
 `paligemma_eval.harness.npz.load_weights` (the weights path of `run --model X.npz`; the tokenizer is
-not needed) and prints: bytes read through read() (/proc/self/io rchar) / file size, load seconds
+not needed; transformers and accelerate are imported before the clock starts) and prints: bytes
+read through read() (/proc/self/io rchar) / file size, load seconds
 / seconds of `cat FILE > /dev/null` on the same file (run just before, so both see the same page
 cache), the same with every page of every weight touched once (memory-mapped weights are read on
 first use), and peak RSS above the process's baseline / weight bytes. The file is removed afterwards unless --keep.
@@ -51,6 +52,10 @@ def rss_kib():
             return int(line.split()[1])
 from paligemma_eval.harness.npz import load_weights
 import torch
+# Imported before the clock starts: a fixed cost of any load (a few seconds on 2 cores), not a
+# cost of reading the checkpoint.
+from accelerate import init_empty_weights
+from transformers import PaliGemmaForConditionalGeneration
 base_rss, before, started = rss_kib(), io(), time.perf_counter()
 model, _, _ = load_weights(sys.argv[1], dtype="bfloat16")
 seconds, read = time.perf_counter() - started, io() - before

@@ -400,8 +400,9 @@ def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
                  vocab_size: int) -> Iterator[tuple[str, torch.Tensor]]:
     prefix = "model.language_model"
     embedding = to_tensor(ckpt.array("llm/embedder/input_embedding"))
-    padded = torch.zeros(vocab_size, embedding.shape[1], dtype=embedding.dtype)
-    padded[:embedding.shape[0]] = embedding   # <image> and padding rows stay zero
+    padded = torch.empty(vocab_size, embedding.shape[1], dtype=embedding.dtype)
+    padded[:embedding.shape[0]] = embedding
+    padded[embedding.shape[0]:] = 0   # <image> and padding rows (zeroing all first cost 0.5 s)
     yield f"{prefix}.embed_tokens.weight", padded
     del embedding
     heads, head_dim, width, kv = t["heads"], t["head_dim"], t["width"], t["kv_heads"]
