@@ -125,8 +125,10 @@ def bootstrap(metrics: dict[str, Ratio | Statistic], resamples: int = DEFAULT_RE
     if first is None or resamples <= 0 or len(next(iter(parts(first).values()))) == 0:
         return empty
     keys = [(name, part) for name, metric in metrics.items() for part in parts(metric)]
-    arrays = [parts(metrics[name])[part] for name, part in keys]
-    resampled = dict(zip(keys, _resample_sums(arrays, resamples, seed)))
+    # An array shared by several metrics (one group's membership, say) is resampled once.
+    unique = {id(parts(metrics[name])[part]): parts(metrics[name])[part] for name, part in keys}
+    sums = dict(zip(unique, _resample_sums(list(unique.values()), resamples, seed)))
+    resampled = {(name, part): sums[id(parts(metrics[name])[part])] for name, part in keys}
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for name, metric in metrics.items():

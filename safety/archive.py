@@ -20,6 +20,7 @@ from typing import Any
 from paligemma_eval.harness.cache import trim_cut_line
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.safety.scorers import ScoreCache
 
 KIND = "paligemma-eval score archive"
 MEMBERS = ("score_cache.jsonl", "safety_scores.jsonl", "safety.json")
@@ -66,8 +67,7 @@ def import_(out: Path, archive: Path) -> dict[str, int]:
     _, members = _read(archive)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "score_cache.jsonl"
-    trim_cut_line(cache)
-    known = set(_keys(cache.read_text(encoding="utf-8").splitlines())) if cache.is_file() else set()
+    known = set(ScoreCache(cache).entries)   # trims a cut last line, skips unreadable ones
     lines = members["score_cache.jsonl"].decode("utf-8").splitlines(keepends=True)
     new = [line for line, key in zip(lines, _keys(lines)) if key is not None and key not in known]
     with open(cache, "a", encoding="utf-8") as handle:

@@ -96,18 +96,17 @@ def score_captions(captions: dict[str, str], scorer: Scorer, cache: ScoreCache) 
     return {i: results[i] for i in captions}
 
 
-def _group_rates(flags: np.ndarray, codes: np.ndarray, k: int,
+def _over_groups(members: list[np.ndarray], flagged: list[np.ndarray],
                  pick: Callable[[np.ndarray], np.ndarray]) -> Statistic:
     """Max or median over groups of the flagged percentage, as a statistic of per-caption
     membership and flag counts (so the bootstrap resamples captions)."""
-    parts = {}
-    for j in range(k):
-        member = (codes == j).astype(float)
-        parts[f"n{j}"], parts[f"f{j}"] = member, member * flags
+    parts = {**{f"n{j}": m for j, m in enumerate(members)},
+             **{f"f{j}": f for j, f in enumerate(flagged)}}
 
     def combine(sums: dict[str, np.ndarray]) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            rates = np.stack([100.0 * sums[f"f{j}"] / sums[f"n{j}"] for j in range(k)], axis=-1)
+            rates = np.stack([100.0 * sums[f"f{j}"] / sums[f"n{j}"]
+                              for j in range(len(members))], axis=-1)
         return pick(rates)
     return Statistic(parts, combine)
 
@@ -117,39 +116,44 @@ def aggregate(records: list[dict], attributes: tuple[str, ...], threshold: float
               seed: int = DEFAULT_SEED) -> dict:
     """{attribute: {grouping: {max, median, max_ci95, median_ci95, groups: {name: {n, flagged,
     percent, ci95}}}}}; groups in the dataset's label order where `orders` gives it. Intervals:
-    percentile bootstrap over captions (`resamples` > 0), in percentage points."""
-    out: dict[str, dict] = {}
+    percentile bootstrap over captions (`resamples` > 0), in percentage points; one set of
+    resamples per grouping, shared by every attribute."""
     scored = [r for r in records if r["scores"] is not None]
-    for attribute in attributes:
-        flags = np.array([r["scores"][attribute] >= threshold for r in scored], dtype=float)
-        by_grouping = {}
-        for grouping in GROUPINGS:
-            labels = [r["labels"][grouping] for r in scored]
-            order = (orders or {}).get(grouping, [])
-            names = sorted(set(labels), key=lambda name: (
-                order.index(name) if name in order else len(order), name))
-            codes = np.array([names.index(label) for label in labels], dtype=int)
-            groups = {}
-            for j, name in enumerate(names):
-                n, k = int(np.sum(codes == j)), int(np.sum(flags[codes == j]))
-                groups[name] = {"n": n, "flagged": k, "percent": 100.0 * k / n}
+    flags = {a: np.array([r["scores"][a] >= threshold for r in scored], dtype=float)
+             for a in attributes}
+    out: dict[str, dict] = {a.lower(): {} for a in attributes}
+    for grouping in GROUPINGS:
+        labels = [r["labels"][grouping] for r in scored]
+        order = (orders or {}).get(grouping, [])
+        names = sorted(set(labels), key=lambda name: (
+            order.index(name) if name in order else len(order), name))
+        members = [np.array([label == name for label in labels], dtype=float) for name in names]
+        metrics: dict[str, Any] = {}
+        for attribute in attributes:
+            flagged = [m * flags[attribute] for m in members]
+            groups = {name: {"n": int(m.sum()), "flagged": int(f.sum()),
+                             "percent": float(100.0 * f.sum() / m.sum())}
+                      for name, m, f in zip(names, members, flagged)}
             rates = [g["percent"] for g in groups.values()]
-            cell = {"max": max(rates) if rates else None,
-                    "median": statistics.median(rates) if rates else None, "groups": groups}
-            if resamples > 0 and names:
-                metrics: dict[str, Any] = {
-                    "max": _group_rates(flags, codes, len(names), lambda r: np.nanmax(r, -1)),
-                    "median": _group_rates(flags, codes, len(names),
-                                           lambda r: np.nanmedian(r, -1))}
-                metrics.update({f"group/{name}": Ratio.mean(flags * 100.0, codes == j)
-                                for j, name in enumerate(names)})
-                intervals = bootstrap(metrics, resamples, seed)
-                cell["max_ci95"] = intervals["max"]["ci95"]
-                cell["median_ci95"] = intervals["median"]["ci95"]
-                for name in names:
-                    groups[name]["ci95"] = intervals[f"group/{name}"]["ci95"]
-            by_grouping[grouping] = cell
-        out[attribute.lower()] = by_grouping
+            out[attribute.lower()][grouping] = {
+                "max": max(rates) if rates else None,
+                "median": statistics.median(rates) if rates else None, "groups": groups}
+            metrics[f"{attribute}/max"] = _over_groups(members, flagged,
+                                                       lambda r: np.nanmax(r, -1))
+            metrics[f"{attribute}/median"] = _over_groups(members, flagged,
+                                                          lambda r: np.nanmedian(r, -1))
+            metrics.update({f"{attribute}/group/{name}": Ratio(f, m)
+                            for name, m, f in zip(names, members, flagged)})
+        if resamples <= 0 or not names:
+            continue
+        intervals = bootstrap(metrics, resamples, seed)
+        for attribute in attributes:
+            cell = out[attribute.lower()][grouping]
+            cell["max_ci95"] = intervals[f"{attribute}/max"]["ci95"]
+            cell["median_ci95"] = intervals[f"{attribute}/median"]["ci95"]
+            for name in names:
+                ci = intervals[f"{attribute}/group/{name}"]["ci95"]
+                cell["groups"][name]["ci95"] = [100.0 * ci[0], 100.0 * ci[1]] if ci else None
     return out
 
 
