@@ -3,10 +3,10 @@
 Family, size and resolution come from the arrays' shapes; `--npz-base` names a transformers
 checkpoint (hub id or local directory) of the same variant for the tokenizer, image processor
 and the config fields that shapes cannot tell (soft-caps, sliding window); by default the hub id
-of the matching published variant. Arrays are read one zip member at a time and assigned into a
-model created without memory (accelerate's init_empty_weights), so loading never holds more than
-the model plus one stacked parameter. Split checkpoints are read in place through one seekable
-view over the ordered parts: no concatenated copy is written.
+of the matching published variant. Stored members are memory-mapped (as safetensors loads) and
+assigned, one layer at a time, into a model created without memory (accelerate's
+init_empty_weights); compressed ones are streamed once. Loading never holds more than the model
+plus one stacked parameter. Split checkpoints are read in place: no concatenated copy is written.
 
 Parameter mapping (transformers' conversion scripts; see REFERENCE.md): vision tower, projector,
 Gemma / Gemma 2 text layers stacked on a leading layer axis, bfloat16 stored as 2-byte void.
@@ -222,12 +222,15 @@ class NpzCheckpoint:
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: self.shape(name) for name in self.members}
 
-    def mapped(self, name: str) -> np.ndarray | None:
+    def mapped(self, name: str, rows: int | None = None) -> np.ndarray | None:
         """A stored, C-ordered member mapped straight from its file, copy-on-write: nothing is
         read or copied until a page is used, and a parameter kept as a view of it costs no load
-        time at all (as safetensors loads). None when it cannot be: compressed, Fortran-ordered,
-        empty, or split across two part files."""
+        time at all (as safetensors loads). `rows` maps that many rows instead of the stored
+        ones: the extra rows show whatever bytes follow in the file, for the caller to overwrite
+        (privately: the file never changes). None when it cannot be: compressed,
+        Fortran-ordered, empty, or split across two part files."""
         shape, fortran, dtype = self.header(name)
+        shape = (rows or shape[0], *shape[1:])
         nbytes = int(np.prod(shape)) * dtype.itemsize
         if fortran or not nbytes or not self.stored(name):
             return None
@@ -399,12 +402,7 @@ def _vision_params(ckpt: NpzCheckpoint, v: dict[str, int]) -> Iterator[tuple[str
 def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
                  vocab_size: int) -> Iterator[tuple[str, torch.Tensor]]:
     prefix = "model.language_model"
-    embedding = to_tensor(ckpt.array("llm/embedder/input_embedding"))
-    padded = torch.empty(vocab_size, embedding.shape[1], dtype=embedding.dtype)
-    padded[:embedding.shape[0]] = embedding
-    padded[embedding.shape[0]:] = 0   # <image> and padding rows (zeroing all first cost 0.5 s)
-    yield f"{prefix}.embed_tokens.weight", padded
-    del embedding
+    yield f"{prefix}.embed_tokens.weight", _padded_embedding(ckpt, vocab_size)
     heads, head_dim, width, kv = t["heads"], t["head_dim"], t["width"], t["kv_heads"]
     per_layer = {
         "attn/q_einsum/w": [("self_attn.q_proj.weight",
@@ -431,6 +429,23 @@ def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
             for target, transform in targets:
                 yield f"{prefix}.layers.{i}.{target}", transform(to_tensor(layer))
     yield f"{prefix}.norm.weight", to_tensor(ckpt.array("llm/final_norm/scale"))
+
+
+def _padded_embedding(ckpt: NpzCheckpoint, vocab_size: int) -> torch.Tensor:
+    """The input embedding with transformers' extra rows (<image> and padding) as zeros. Mapped
+    with the extra rows over the bytes that follow it in the file, then those rows zeroed in the
+    private mapping: the 1.2 GB table (3B) is neither copied nor read at load time."""
+    name = "llm/embedder/input_embedding"
+    stored = ckpt.shape(name)[0]
+    mapped = ckpt.mapped(name, rows=vocab_size)
+    if mapped is not None:
+        padded = to_tensor(mapped)
+    else:   # last in its file, compressed or Fortran-ordered: copy it into a padded table
+        embedding = to_tensor(ckpt.array(name))
+        padded = torch.empty(vocab_size, embedding.shape[1], dtype=embedding.dtype)
+        padded[:stored] = embedding
+    padded[stored:] = 0
+    return padded
 
 
 def published_config(variant: Variant) -> Any:
@@ -555,13 +570,17 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
     from accelerate import dispatch_model, init_empty_weights
     from accelerate.utils import set_module_tensor_to_device
     from transformers import PaliGemmaForConditionalGeneration
+    from transformers.initialization import no_init_weights
 
     own = ckpt is None
     ckpt = ckpt or NpzCheckpoint(spec)
     try:
         variant = infer_variant(ckpt.shapes(), strict=config is None)
         config = config or published_config(variant)
-        with init_empty_weights():
+        # No random initialisation of parameters about to be overwritten (0.3 s for the 3B,
+        # even on the meta device); buffers (rotary frequencies, embedding scale) are computed
+        # in the modules' constructors and stay.
+        with init_empty_weights(), no_init_weights():
             model = PaliGemmaForConditionalGeneration(config)
         plan = _placement(model, device, device_map, max_memory)
         target = DTYPES[dtype]

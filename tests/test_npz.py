@@ -60,6 +60,36 @@ def test_npz_and_parts_load_to_the_same_model(original, tmp_path):
     assert loaded.generate(images, prompts, 12) == model.generate(images, prompts, 12)
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_padded_embedding_rows_are_zeros_and_the_file_is_never_written(tmp_path, compressed):
+    """Stored, the embedding is mapped with transformers' extra rows over the bytes that follow
+    it and those rows zeroed in the private mapping; compressed, it is copied into a padded
+    table. Either way the padding is zeros and the file is unchanged."""
+    import hashlib
+
+    from paligemma_eval.harness.npz import NpzCheckpoint
+    from tests.npz_writer import big_vision_arrays
+
+    model = load_model("tiny-paligemma", device="cpu")
+    arrays = big_vision_arrays(model.model)
+    path = tmp_path / "m.npz"
+    (np.savez_compressed if compressed else np.savez)(
+        path, **{f"params/{k}": v for k, v in arrays.items()})
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    embedding = arrays["llm/embedder/input_embedding"]
+    vocab = model.model.config.text_config.vocab_size
+    assert vocab > embedding.shape[0]
+    ckpt = NpzCheckpoint(str(path))
+    assert (ckpt.mapped("llm/embedder/input_embedding", rows=vocab) is None) == compressed
+    ckpt.close()
+    loaded = load_npz(str(path), dtype="float32", device="cpu", base="tiny-paligemma")
+    table = loaded.model.get_input_embeddings().weight.detach()
+    assert table.shape[0] == vocab
+    assert torch.equal(table[:embedding.shape[0]], torch.from_numpy(embedding))
+    assert not table[embedding.shape[0]:].any()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
 def test_layers_stream_from_c_and_fortran_ordered_stacks(tmp_path):
     from paligemma_eval.harness.npz import NpzCheckpoint
 
