@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # for tests.npz_writer
 from tests.npz_writer import big_vision_shapes, published_shapes  # noqa: E402
 
 
@@ -86,7 +86,10 @@ def write_checkpoint(path: Path, size: str) -> int:
     with zipfile.ZipFile(path, "w", allowZip64=True) as archive:   # stored, as big_vision's
         for name, shape in all_shapes(size).items():
             count = int(np.prod(shape))
-            array = np.frombuffer(rng.bytes(2 * count), dtype="V2").reshape(shape)
+            # random sign and mantissa, exponent fixed: finite values of size 2^-7..2^-6 (random
+            # bytes would include NaN and infinity, and every logit would be NaN)
+            bits = np.frombuffer(rng.bytes(2 * count), dtype=np.uint16) & 0x807F | 0x3C00
+            array = bits.view("V2").reshape(shape)
             with archive.open(f"params/{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
             del array
@@ -114,7 +117,7 @@ def _cat_and_load(path: Path, cold: bool, device: str) -> tuple[float, dict]:
     if cold:
         evict(path)
     done = subprocess.run([sys.executable, "-c", LOADER, str(path), device],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     if done.returncode:
         sys.exit(f"loading failed: {done.stderr[-3000:]}")
     return cat, json.loads(done.stdout.strip().splitlines()[-1])

@@ -556,6 +556,15 @@ def _placement(model: Any, device: str, device_map: str | None,
                                  no_split_module_classes=model._no_split_modules or [])
 
 
+def _place_buffers(model: Any, plan: dict[str, Any]) -> None:
+    """Buffers (position ids, rotary frequencies, the embedding scale) are made on the CPU with
+    the memory-less model; each goes where the plan puts its module, as the parameters did."""
+    from accelerate.utils import set_module_tensor_to_device
+
+    for name, _ in list(model.named_buffers()):
+        set_module_tensor_to_device(model, name, _device_for(plan, name))
+
+
 def _device_for(plan: dict[str, Any], name: str) -> Any:
     while name and name not in plan:
         name = name.rpartition(".")[0]
@@ -582,6 +591,7 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
         # in the modules' constructors and stay.
         with init_empty_weights(), no_init_weights():
             model = PaliGemmaForConditionalGeneration(config)
+        model.tie_weights()   # before planning: the tied embedding and head share one device
         plan = _placement(model, device, device_map, max_memory)
         target = DTYPES[dtype]
         expected = dict(model.named_parameters())
@@ -592,6 +602,7 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
             # dtype given: otherwise accelerate casts to the empty model's float32 (2x memory)
             set_module_tensor_to_device(model, name, _device_for(plan, name),
                                         value=_without_copy(tensor), dtype=target)
+        _place_buffers(model, plan)
         model.tie_weights()
         left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
         if left:

@@ -260,3 +260,19 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, data_dir, case, message):
     assert done.returncode == 2, (case, done.stderr[-800:])
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr[-800:]
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_buffers_go_where_the_plan_puts_their_module(tmp_path):
+    """The memory-less model makes its buffers (position ids, rotary frequencies) on the CPU;
+    left there, a model loaded onto a GPU fails at its first forward."""
+    from paligemma_eval.harness.npz import _place_buffers
+
+    model = load_model("tiny-paligemma2", device="cpu")
+    path = write_npz(model.model, tmp_path / "m.npz", bfloat16=True)
+    loaded = load_npz(str(path), dtype="float32", device="cpu", base="tiny-paligemma2").model
+    buffers = dict(loaded.named_buffers())
+    assert any(n.startswith("model.vision_tower") for n in buffers) and \
+        any(n.startswith("model.language_model") for n in buffers)
+    _place_buffers(loaded, {"": "cpu", "model.vision_tower": "meta"})
+    for name, buffer in loaded.named_buffers():
+        assert buffer.device.type == ("meta" if name.startswith("model.vision_tower") else "cpu")
