@@ -225,12 +225,12 @@ class NpzCheckpoint:
     def mapped(self, name: str, rows: int | None = None) -> np.ndarray | None:
         """A stored, C-ordered member mapped straight from its file, copy-on-write: nothing is
         read or copied until a page is used, and a parameter kept as a view of it costs no load
-        time at all (as safetensors loads). `rows` maps that many rows instead of the stored
-        ones: the extra rows show whatever bytes follow in the file, for the caller to overwrite
+        time at all (as safetensors loads). `rows` maps that many rows when more are stored: the
+        extra rows show whatever bytes follow in the file, for the caller to overwrite
         (privately: the file never changes). None when it cannot be: compressed,
         Fortran-ordered, empty, or split across two part files."""
         shape, fortran, dtype = self.header(name)
-        shape = (rows or shape[0], *shape[1:])
+        shape = (max(rows or 0, shape[0]), *shape[1:])
         nbytes = int(np.prod(shape)) * dtype.itemsize
         if fortran or not nbytes or not self.stored(name):
             return None
@@ -434,7 +434,8 @@ def _text_params(ckpt: NpzCheckpoint, t: dict[str, Any], family: str,
 def _padded_embedding(ckpt: NpzCheckpoint, vocab_size: int) -> torch.Tensor:
     """The input embedding with transformers' extra rows (<image> and padding) as zeros. Mapped
     with the extra rows over the bytes that follow it in the file, then those rows zeroed in the
-    private mapping: the 1.2 GB table (3B) is neither copied nor read at load time."""
+    private mapping: the 1.2 GB table (3B) is neither copied nor read at load time. A table larger
+    than the model's vocabulary keeps its size, for the shape check to name."""
     name = "llm/embedder/input_embedding"
     stored = ckpt.shape(name)[0]
     mapped = ckpt.mapped(name, rows=vocab_size)
@@ -442,7 +443,7 @@ def _padded_embedding(ckpt: NpzCheckpoint, vocab_size: int) -> torch.Tensor:
         padded = to_tensor(mapped)
     else:   # last in its file, compressed or Fortran-ordered: copy it into a padded table
         embedding = to_tensor(ckpt.array(name))
-        padded = torch.empty(vocab_size, embedding.shape[1], dtype=embedding.dtype)
+        padded = torch.empty(max(vocab_size, stored), embedding.shape[1], dtype=embedding.dtype)
         padded[:stored] = embedding
     padded[stored:] = 0
     return padded
