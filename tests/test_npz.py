@@ -1,3 +1,4 @@
+import copy
 import subprocess
 
 import numpy as np
@@ -276,3 +277,15 @@ def test_buffers_go_where_the_plan_puts_their_module(tmp_path):
     _place_buffers(loaded, {"": "cpu", "model.vision_tower": "meta"})
     for name, buffer in loaded.named_buffers():
         assert buffer.device.type == ("meta" if name.startswith("model.vision_tower") else "cpu")
+
+
+def test_an_embedding_larger_than_the_models_vocabulary_is_named_not_truncated(tmp_path):
+    from paligemma_eval.harness.npz import load_weights
+
+    model = load_model("tiny-paligemma", device="cpu")
+    path = write_npz(model.model, tmp_path / "m.npz")
+    config = copy.deepcopy(model.model.config)
+    config.text_config.vocab_size = 100
+    with pytest.raises(ModelError, match=r"embed_tokens.weight has shape \(\d+, \d+\) in the "
+                                         r"checkpoint, the model expects \(100, "):
+        load_weights(str(path), dtype="float32", config=config)
