@@ -8,12 +8,14 @@ the real loading code runs on them. Deterministic for a seed.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import datasets
 
@@ -260,16 +262,43 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def family_modules() -> list[Any]:
+    """The task families' own fixture modules (harness/demo/fixtures_<family>.py), each with
+    FIXTURES and optionally JSONL_FIXTURES and FEATURES of the same form as this module's."""
+    folder = Path(__file__).parent
+    return [importlib.import_module(f"{__package__}.{path.stem}")
+            for path in sorted(folder.glob("fixtures_*.py"))]
+
+
+def all_fixtures() -> tuple[dict, dict, dict]:
+    """(parquet fixtures, JSONL fixtures, features) of this module and every family module."""
+    fixtures, jsonl, features = dict(FIXTURES), dict(JSONL_FIXTURES), dict(FEATURES)
+    for module in family_modules():
+        fixtures.update(module.FIXTURES)
+        jsonl.update(getattr(module, "JSONL_FIXTURES", {}))
+        features.update(getattr(module, "FEATURES", {}))
+    return fixtures, jsonl, features
+
+
+def image_columns(rows: list[dict]) -> list[str]:
+    """Columns holding images ({bytes, path} cells), cast to datasets.Image in the parquet file."""
+    first = rows[0] if rows else {}
+    return [k for k, v in first.items() if isinstance(v, dict) and set(v) == {"bytes", "path"}]
+
+
 def write(directory: Path = DATA_DIR, seed: int = 0) -> list[Path]:
+    fixtures, jsonl, features = all_fixtures()
     written = [write_jsonl(directory / hub_id / (config or "default") / f"{split}.jsonl",
                            make(random.Random(f"{seed}-{hub_id}-{config}-{split}")))
-               for (hub_id, config, split), make in JSONL_FIXTURES.items()]
-    for (hub_id, config, split), make in FIXTURES.items():
+               for (hub_id, config, split), make in jsonl.items()]
+    for (hub_id, config, split), make in fixtures.items():
         rows = make(random.Random(f"{seed}-{hub_id}-{config}-{split}"))
-        if hub_id in FEATURES:
-            table = datasets.Dataset.from_list(rows, features=FEATURES[hub_id])
+        if hub_id in features:
+            table = datasets.Dataset.from_list(rows, features=features[hub_id])
         else:
-            table = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+            table = datasets.Dataset.from_list(rows)
+            for column in image_columns(rows):
+                table = table.cast_column(column, datasets.Image())
         path = directory / hub_id / (config or "default") / f"{split}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(str(path))
