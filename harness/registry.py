@@ -38,6 +38,16 @@ class DatasetSource:
 
 
 @dataclass(frozen=True)
+class Frames:
+    """How a video cell becomes the example's images: `count` frames, `stride` frames apart from
+    the first (big_vision's deterministic eval sampling), the clip looped when it is too short
+    (`video_replicate_img`)."""
+
+    count: int = 16
+    stride: int = 1
+
+
+@dataclass(frozen=True)
 class Task:
     """One benchmark task. `prompt` is a str.format template over the dataset row's columns."""
 
@@ -68,6 +78,12 @@ class Task:
     expand: Callable[[Row], Iterable[Row]] | None = None
     image_size: bool = False              # give target() the row's (height, width) as image_size
     preflight: Callable[[], None] | None = None  # checks run before any model loads (raise)
+    # Further images of the same example, after image_column (NLVR2's right image): each goes
+    # through the vision tower and the image tokens are concatenated (big_vision's stack_images).
+    extra_image_columns: tuple[str, ...] = ()
+    frames: Frames | None = None          # image_column holds a video: sampled into frames
+    # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
+    max_prompt_tokens: int | None = None
 
     def format_prompt(self, row: Row) -> str:
         return self.prompt.format_map(row)
