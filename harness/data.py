@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,17 @@ def cell_fingerprint(value: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def load(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
-    """Rows with the image column left undecoded ({bytes, path}); see `decode_image`."""
+SPLIT_COLUMN = "source_split"
+
+
+def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str, ...] | str | None,
+         video: bool = False) -> LoadedData:
+    """Rows with the image (or video) columns left undecoded ({bytes, path}); see `decode_image`
+    and harness/video.py. A split "a+b+c" (hub copies that keep one language per split: MaRVL,
+    XM3600, xGQA) is the splits' rows in that order, each row naming its split in SPLIT_COLUMN."""
+    if "+" in source.split:
+        return _load_splits(source, data_dir, image_columns, video)
+    columns = (image_columns,) if isinstance(image_columns, str) else tuple(image_columns or ())
     if data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:
@@ -82,11 +91,11 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
             raise DatasetError(f"{path}: not a readable {kind} file ({reason})") from None
         finally:
             datasets.logging.set_verbosity(verbosity)
-        if kind == "json" and image_column in rows.column_names:
-            rows = rows.map(lambda r: {image_column: r[image_column] if "://" in r[image_column]
-                                       else str(path.parent / r[image_column])})
-        images = sorted({path.parent / p for p in rows[image_column] if "://" not in p}) \
-            if kind == "json" and image_column in rows.column_names else []
+        linked = [c for c in columns if kind == "json" and c in rows.column_names]
+        if linked:  # JSONL cells name files relative to the JSONL file (or URLs)
+            rows = rows.map(lambda r: {c: r[c] if "://" in r[c] else str(path.parent / r[c])
+                                       for c in linked})
+        images = sorted({Path(p) for c in linked for p in rows[c] if "://" not in p})
         missing = [p for p in images if not p.is_file()]
         # The hash covers the image files a JSONL names, not only the JSONL itself.
         files = [path, *(p for p in images if p.is_file())]
@@ -100,11 +109,27 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
                       "split": source.split, "revision": source.revision,
                       "resolved_revision": resolved_revision(source),
                       "fingerprint": rows._fingerprint}
-    if image_column and image_column in rows.column_names:
-        rows = rows.cast_column(image_column, datasets.Image(decode=False))
+    if not video:  # a video cell stays as it is: bytes, or a path to the file
+        for column in columns:
+            if column in rows.column_names:
+                rows = rows.cast_column(column, datasets.Image(decode=False))
     if len(rows) == 0:
         raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
+    return LoadedData(rows, provenance)
+
+
+def _load_splits(source: DatasetSource, data_dir: Path | None,
+                 image_columns: tuple[str, ...] | str | None, video: bool) -> LoadedData:
+    parts = {split: load(replace(source, split=split), data_dir, image_columns, video)
+             for split in source.split.split("+")}
+    rows = datasets.concatenate_datasets([
+        part.rows.add_column(SPLIT_COLUMN, [split] * len(part.rows))
+        for split, part in parts.items()])
+    first = next(iter(parts.values())).provenance
+    provenance = {"source": first["source"], "hub_id": source.hub_id, "config": source.config,
+                  "split": source.split, "num_rows": len(rows),
+                  "splits": {split: part.provenance for split, part in parts.items()}}
     return LoadedData(rows, provenance)
 
 

@@ -77,6 +77,20 @@ def _fingerprint_dir(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One decoded output. `output_truncated`: generation stopped at max_new_tokens without an
+    end-of-sequence token; `prompt_truncated`: the prompt was cut to the task's text length."""
+
+    text: str
+    output_truncated: bool = False
+    prompt_truncated: bool = False
+
+    def flags(self) -> dict[str, bool]:
+        """The flags that are set, for a prediction record (absent means false)."""
+        return {k: True for k in ("output_truncated", "prompt_truncated") if getattr(self, k)}
+
+
 class PaliGemmaModel:
     """A loaded checkpoint: `generate` maps (images, prompts) to decoded suffixes."""
 
@@ -88,23 +102,71 @@ class PaliGemmaModel:
     def device(self) -> torch.device:
         return self.model.device
 
-    def prepare(self, images: list[Image.Image], prompts: list[str]) -> Any:
-        """Processor inputs for one batch (CPU work; can run ahead of generation)."""
-        text = ["<image>" + prompt for prompt in prompts]
-        return self.processor(text=text, images=images, return_tensors="pt", padding="longest")
+    def prompt_ids(self, prompt: str, max_prompt_tokens: int | None) -> list[int] | None:
+        """big_vision's tolen(text_len) on `<bos> prompt \n`: the prompt's token ids cut so that
+        bos + prompt fill the limit (the "\n" is lost too), or None when it fits."""
+        if max_prompt_tokens is None:
+            return None
+        ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return ids[:max_prompt_tokens - 1] if len(ids) + 2 > max_prompt_tokens else None
+
+    def prepare(self, images: list[list[Image.Image]], prompts: list[str],
+                max_prompt_tokens: int | None = None) -> Any:
+        """Processor inputs for one batch (CPU work; can run ahead of generation). Each example
+        brings its own list of images (one, a pair, or video frames): each image becomes its own
+        block of image tokens, concatenated, as big_vision encodes frames."""
+        text = ["<image>" * len(shown) + prompt for shown, prompt in zip(images, prompts)]
+        batch = self.processor(text=text, images=[list(shown) for shown in images],
+                               return_tensors="pt", padding="longest")
+        batch.pop("labels", None)  # the processor's training labels; generation takes none
+        cut = [self.prompt_ids(prompt, max_prompt_tokens) for prompt in prompts]
+        for row, ids in enumerate(cut):
+            if ids is not None:
+                self._replace_prompt(batch, row, len(images[row]), ids)
+        batch["prompt_truncated"] = [ids is not None for ids in cut]
+        return batch
+
+    def _replace_prompt(self, batch: Any, row: int, n_images: int, ids: list[int]) -> None:
+        """Row `row` becomes image tokens + bos + the cut prompt ids, left-padded in place (the
+        cut row is shorter than the processor's, which held the whole prompt and "\n")."""
+        tokenizer = self.processor.tokenizer
+        image_tokens = [self.processor.image_token_id] * (self.processor.image_seq_length *
+                                                           n_images)
+        tokens = torch.tensor(image_tokens + [tokenizer.bos_token_id] + ids)
+        width = batch["input_ids"].shape[1]
+        batch["input_ids"][row] = tokenizer.pad_token_id
+        batch["input_ids"][row, width - len(tokens):] = tokens
+        batch["attention_mask"][row] = 0
+        batch["attention_mask"][row, width - len(tokens):] = 1
+        if "token_type_ids" in batch:
+            batch["token_type_ids"][row] = 0
+
+    def end_token_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        return ids | {self.processor.tokenizer.eos_token_id}
 
     @torch.inference_mode()
-    def generate_prepared(self, batch: Any, max_new_tokens: int, num_beams: int = 1) -> list[str]:
+    def generate_prepared(self, batch: Any, max_new_tokens: int,
+                          num_beams: int = 1) -> list[Completion]:
+        prompt_truncated = batch.pop("prompt_truncated", None) or [False] * len(batch["input_ids"])
         batch = batch.to(self.device)
         batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
         output = self.model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                      do_sample=False)
-        return self.processor.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+        new_tokens = output[:, prompt_length:]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        ends = self.end_token_ids()
+        return [Completion(text, output_truncated=len(tokens) >= max_new_tokens and
+                           not ends & set(tokens.tolist()), prompt_truncated=cut)
+                for text, tokens, cut in zip(texts, new_tokens, prompt_truncated)]
 
-    def generate(self, images: list[Image.Image], prompts: list[str], max_new_tokens: int,
+    def generate(self, images: list[list[Image.Image]], prompts: list[str], max_new_tokens: int,
                  num_beams: int = 1) -> list[str]:
-        return self.generate_prepared(self.prepare(images, prompts), max_new_tokens, num_beams)
+        """Decoded texts for a batch (each example a list of images)."""
+        return [c.text for c in self.generate_prepared(self.prepare(images, prompts),
+                                                       max_new_tokens, num_beams)]
 
 
 def default_dtype(device: str) -> str:

@@ -85,6 +85,11 @@ class Task:
     # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
     max_prompt_tokens: int | None = None
 
+    @property
+    def image_columns(self) -> tuple[str, ...]:
+        """Every column holding the example's visual input, in the order the model sees it."""
+        return (self.image_column, *self.extra_image_columns)
+
     def format_prompt(self, row: Row) -> str:
         return self.prompt.format_map(row)
 

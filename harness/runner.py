@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from paligemma_eval.harness import data
+from paligemma_eval.harness import data, video
 from paligemma_eval.harness.cache import PredictionStore, run_key
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.registry import Task
@@ -60,12 +60,12 @@ class Prepared:
 
 def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
     """Load and check a task's data; fails on a missing column before any generation."""
-    loaded = data.load(task.source, data_dir, task.image_column)
-    data.check_columns(loaded.rows, tuple(c for c in (task.id_column, *task.columns) if c),
+    loaded = data.load(task.source, data_dir, task.image_columns, video=task.frames is not None)
+    data.check_columns(loaded.rows, tuple(c for c in (task.id_column, *task.columns,
+                                                      *task.extra_image_columns) if c),
                        task.name)
     rows = loaded.rows.select(range(min(limit, len(loaded.rows)))) if limit else loaded.rows
-    meta = rows.remove_columns([task.image_column]) if task.image_column in rows.column_names \
-        else rows
+    meta = rows.remove_columns([c for c in task.image_columns if c in rows.column_names])
     sizes = image_sizes(rows, task.image_column) if task.image_size else None
     ids, prompts, targets, failed, row_of = [], {}, {}, {}, {}
     for index, row in enumerate(meta):
@@ -140,16 +140,16 @@ def load_predictions(out: Path, task: Task, key: str | None,
 
 
 def input_fingerprints(prepared: Prepared, ids: list[str]) -> dict[str, str]:
-    """Per example: hash of its prompt text and image content, the data half of its resume key."""
-    task = prepared.task
-    cells = prepared.rows.select_columns([task.image_column]) \
-        if task.image_column in prepared.rows.column_names else None
+    """Per example: hash of its prompt text and the content of every image (or video) it shows,
+    the data half of its resume key."""
+    columns = [c for c in prepared.task.image_columns if c in prepared.rows.column_names]
+    cells = prepared.rows.select_columns(columns) if columns else None
     fingerprints = {}
     for example_id in ids:
         row = prepared.row_of[example_id]
         if row not in prepared.image_hashes:
-            prepared.image_hashes[row] = data.cell_fingerprint(
-                cells[row][task.image_column]) if cells is not None else ""
+            prepared.image_hashes[row] = "+".join(
+                data.cell_fingerprint(cells[row][c]) for c in columns) if cells is not None else ""
         fingerprints[example_id] = run_key(prompt=prepared.prompts.get(example_id),
                                            image=prepared.image_hashes[row],
                                            target=prepared.targets.get(example_id))
@@ -182,13 +182,12 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
         images, good, bad = [], [], {}
         for example_id in batch_ids:
             try:
-                cell = prepared.rows[row_of[example_id]][task.image_column]
-                images.append(data.resize(data.decode_image(cell), model.info.resolution,
-                                          task.resize))
+                images.append(example_images(prepared, example_id, model.info.resolution))
                 good.append(example_id)
             except Exception as error:  # any undecodable image fails that example only
                 bad[example_id] = f"image: {type(error).__name__}: {error}"
-        inputs = model.prepare(images, [prepared.prompts[i] for i in good]) if good else None
+        inputs = model.prepare(images, [prepared.prompts[i] for i in good],
+                               task.max_prompt_tokens) if good else None
         return good, inputs, bad
 
     started, generated = time.perf_counter(), 0
@@ -207,7 +206,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
             records = [{"key": key, "id": i, "input": fingerprints[i], "prompt": prepared.prompts[i],
-                        "prediction": p} for i, p in zip(good, outputs)]
+                        "prediction": out.text, **out.flags()} for i, out in zip(good, outputs)]
             records += [{"key": key, "id": i, "input": fingerprints[i], "error": reason}
                         for i, reason in bad.items()]
             store.append(records)
@@ -217,6 +216,18 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     return {"key": key, "generated": generated, "seconds": round(seconds, 3),
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
+
+
+def example_images(prepared: Prepared, example_id: str, resolution: int) -> list[Any]:
+    """What the model sees of one example: one image, several (NLVR2's pair) or a video's
+    frames, each resized as the task's config does. The engine treats them all alike."""
+    task = prepared.task
+    row = prepared.rows[prepared.row_of[example_id]]
+    if task.frames is not None:
+        shown = video.decode_frames(row[task.image_column], task.frames)
+    else:
+        shown = [data.decode_image(row[column]) for column in task.image_columns]
+    return [data.resize(image, resolution, task.resize) for image in shown]
 
 
 def current_predictions(prepared: Prepared, out: Path, key: str) -> dict[str, dict]:
@@ -242,8 +253,13 @@ def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> 
     with tqdm(total=1, desc=f"score {task.name}", leave=False) as bar:
         scores = task.scorer(units, predictions, targets) if units else None
         bar.update(1)
-    return task_result(task, prepared.provenance, [i for i in units if i not in failed], scores,
-                       failed, options.resamples, options.seed)
+    result = task_result(task, prepared.provenance, [i for i in units if i not in failed], scores,
+                         failed, options.resamples, options.seed)
+    # Scored as big_vision scores them, but never silently: prompts cut to the task's text
+    # length (tolen) and outputs that stopped at max_new_tokens without an end token.
+    result.update({f"n_{flag}": sum(1 for i in units if records.get(i, {}).get(flag))
+                   for flag in ("prompt_truncated", "output_truncated")})
+    return result
 
 
 def run_task(model: PaliGemmaModel, task: Task, options: RunOptions,

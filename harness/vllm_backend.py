@@ -15,17 +15,21 @@ from typing import Any
 from PIL import Image
 
 from paligemma_eval.harness.errors import ModelError
-from paligemma_eval.harness.models import DTYPES, ModelInfo, describe_config, kind_from_name
+from paligemma_eval.harness.models import (DTYPES, Completion, ModelInfo, describe_config,
+                                           kind_from_name)
 
 
-def build_requests(images: list[Image.Image], prompts: list[str]) -> list[dict[str, Any]]:
-    return [{"prompt": prompt, "multi_modal_data": {"image": image}}
-            for image, prompt in zip(images, prompts)]
+def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[dict[str, Any]]:
+    return [{"prompt": prompt, "multi_modal_data": {"image": shown[0] if len(shown) == 1
+                                                    else list(shown)}}
+            for shown, prompt in zip(images, prompts)]
 
 
-def map_outputs(outputs: list[Any]) -> list[str]:
-    """vLLM RequestOutputs (in request order) -> the best completion's text."""
-    return [output.outputs[0].text if output.outputs else "" for output in outputs]
+def map_outputs(outputs: list[Any]) -> list[Completion]:
+    """vLLM RequestOutputs (in request order) -> the best completion."""
+    return [Completion(output.outputs[0].text,
+                       output_truncated=output.outputs[0].finish_reason == "length")
+            if output.outputs else Completion("") for output in outputs]
 
 
 class VllmModel:
@@ -39,7 +43,7 @@ class VllmModel:
 
         config = AutoConfig.from_pretrained(spec, revision=revision)
         self.llm = LLM(model=spec, revision=revision, dtype=dtype,
-                       limit_mm_per_prompt={"image": 1})
+                       limit_mm_per_prompt={"image": 16})  # pairs and frames
         n_parameters = 0  # vLLM does not expose the module; size comes from the config's width
         self.info = ModelInfo(id=spec, revision=revision, dtype=dtype,
                               fingerprint=f"vllm:{spec}@{revision or 'main'}",
@@ -47,18 +51,22 @@ class VllmModel:
                               **describe_config(config, n_parameters))
         self.device = "cuda"
 
-    def prepare(self, images: list[Image.Image], prompts: list[str]) -> list[dict[str, Any]]:
+    def prepare(self, images: list[list[Image.Image]], prompts: list[str],
+                max_prompt_tokens: int | None = None) -> list[dict[str, Any]]:
+        if max_prompt_tokens is not None:
+            raise ModelError("--backend vllm cannot cut prompts to a task's text length as "
+                             "big_vision does (max_prompt_tokens); use the transformers backend")
         return build_requests(images, prompts)
 
     def generate_prepared(self, requests: list[dict[str, Any]], max_new_tokens: int,
-                          num_beams: int = 1) -> list[str]:
+                          num_beams: int = 1) -> list[Completion]:
         from vllm import SamplingParams
         from vllm.sampling_params import BeamSearchParams
 
         if num_beams > 1:
             beams = self.llm.beam_search(requests, BeamSearchParams(beam_width=num_beams,
                                                                     max_tokens=max_new_tokens))
-            return [b.sequences[0].text if b.sequences else "" for b in beams]
+            return [Completion(b.sequences[0].text if b.sequences else "") for b in beams]
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
         return map_outputs(self.llm.generate(requests, params, use_tqdm=False))
 

@@ -53,13 +53,17 @@ def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
     from paligemma_eval.harness.vllm_backend import build_requests, map_outputs
 
     images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 0, 0))]
-    requests = build_requests(images, ["caption en", "answer en what color?"])
+    requests = build_requests([[images[0]], [images[1]], images],
+                              ["caption en", "answer en what color?", "answer en same?"])
     assert requests[1] == {"prompt": "answer en what color?", "multi_modal_data": {
         "image": images[1]}}
-    fake = [SimpleNamespace(outputs=[SimpleNamespace(text="a cat")]),
-            SimpleNamespace(outputs=[SimpleNamespace(text="<loc0001><loc0002><loc0003><loc0004>")
-                                     ]), SimpleNamespace(outputs=[])]
-    assert map_outputs(fake) == ["a cat", "<loc0001><loc0002><loc0003><loc0004>", ""]
+    assert requests[2]["multi_modal_data"] == {"image": images}   # a pair: both, in order
+    fake = [SimpleNamespace(outputs=[SimpleNamespace(text="a cat", finish_reason="stop")]),
+            SimpleNamespace(outputs=[SimpleNamespace(text="<loc0001><loc0002><loc0003><loc0004>",
+                                                     finish_reason="length")]),
+            SimpleNamespace(outputs=[])]
+    assert [(c.text, c.output_truncated) for c in map_outputs(fake)] == [
+        ("a cat", False), ("<loc0001><loc0002><loc0003><loc0004>", True), ("", False)]
     done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--backend", "vllm", "--tasks",
                               "mmvp", "--data-dir", str(data_dir), "--output", str(tmp_path)),
                           capture_output=True, text=True)

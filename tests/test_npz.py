@@ -40,7 +40,8 @@ def original(request):
 
 def logits(model, prompt="answer en what color is the shape?"):
     image = Image.new("RGB", (56, 56), (200, 30, 30))
-    batch = model.prepare([image], [prompt])
+    batch = model.prepare([[image]], [prompt])
+    batch.pop("prompt_truncated")
     with torch.inference_mode():
         return model.model(**batch).logits[0, :, :model.model.config.image_token_index]
 
@@ -56,7 +57,7 @@ def test_npz_and_parts_load_to_the_same_model(original, tmp_path):
     for spec in (parts[0], tmp_path):           # the first part, or the folder of parts
         loaded = load_npz(str(spec), dtype="float32", device="cpu", base=name)
         torch.testing.assert_close(logits(loaded), logits(model), atol=1e-5, rtol=1e-5)
-    images = [Image.new("RGB", (56, 56), c) for c in ((200, 30, 30), (30, 30, 200))]
+    images = [[Image.new("RGB", (56, 56), c)] for c in ((200, 30, 30), (30, 30, 200))]
     prompts = ["caption en", "answer en what shape is it?"]
     assert loaded.generate(images, prompts, 12) == model.generate(images, prompts, 12)
 
