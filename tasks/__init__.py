@@ -1,3 +1,4 @@
 """Built-in benchmark tasks, one module per benchmark family; importing registers them."""
 
-from paligemma_eval.tasks import captioning, docvqa, mmvp, pope, refcoco, vqa  # noqa: F401
+from paligemma_eval.tasks import (captioning, docvqa, mmvp, nlvr2, pope, refcoco,  # noqa: F401
+                                  video, vqa)

@@ -87,7 +87,29 @@ BIG_VISION_EVAL = {
     **{f"{name}_raw": ("{expression}", 48, "bilinear", "refcoco_seg.py")
        for name in ("refcoco_val", "refcoco_testA", "refcoco_testB", "refcocoplus_val",
                     "refcocoplus_testA", "refcocoplus_testB", "refcocog_val", "refcocog_test")},
+    "nlvr2_test": ("answer en {sentence}", 64, "bilinear", "nlvr2.py"),
+    "marvl": ("answer en {hypothesis}", 64, "bilinear", "nlvr2.py"),
+    "msrvtt_cap_test": ("caption en", 32, "bilinear", "msrvtt_cap.py"),
+    "msrvtt_qa_test": ("answer en {question}", 64, "bilinear", "msrvtt_qa.py"),
+    "activitynet_cap_test": ("caption en", 64, "bilinear", "activitynet_cap.py"),
+    "activitynet_qa_test": ("answer en {question}", 64, "bilinear", "activitynet_qa.py"),
+    "vatex_test": ("caption en", 64, "bilinear", "vatex_cap.py"),
+    "msvd_qa_test": ("answer en {question}", 64, "bilinear", "msvd_qa.py"),
 }
+
+# Video configs' eval defaults: (num_frames, stride) of the frame reader.
+BIG_VISION_FRAMES = {"msrvtt_cap_test": (16, 9), "msrvtt_qa_test": (16, 9),
+                     "activitynet_cap_test": (16, 30), "activitynet_qa_test": (16, 70),
+                     "vatex_test": (16, 7), "msvd_qa_test": (8, 26)}
+
+
+def test_video_tasks_sample_frames_as_their_configs():
+    from paligemma_eval.harness import registry
+
+    tasks = registry.all_tasks()
+    for name, (count, stride) in BIG_VISION_FRAMES.items():
+        assert (tasks[name].frames.count, tasks[name].frames.stride) == (count, stride), name
+    assert tasks["nlvr2_test"].image_columns == ("left_image", "right_image")   # left first
 
 
 def test_every_card_linked_task_decodes_as_its_big_vision_config():

@@ -252,12 +252,17 @@ JSONL_FIXTURES = {("yerevann/coco-karpathy", None, "test"): coco_karpathy("image
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """Rows as JSONL; the files a row names are written beside it: `_png` at its `url`, and
+    `_files` ({relative path: bytes}, e.g. a video)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            image = path.parent / row["url"]
-            image.parent.mkdir(parents=True, exist_ok=True)
-            image.write_bytes(row.pop("_png"))
+            files = row.pop("_files", {})
+            if "_png" in row:
+                files[row["url"]] = row.pop("_png")
+            for name, content in files.items():
+                (path.parent / name).parent.mkdir(parents=True, exist_ok=True)
+                (path.parent / name).write_bytes(content)
             handle.write(json.dumps(row) + "\n")
     return path
 
