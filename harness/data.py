@@ -7,6 +7,7 @@ to the file, or a URL). Images are decoded per example, so one broken image fail
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import urllib.request
@@ -61,8 +62,8 @@ def cell_fingerprint(value: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def load(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
-    """Rows with the image column left undecoded ({bytes, path}); see `decode_image`."""
+def read(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
+    """One split of one dataset, from --data-dir or the hub."""
     if data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:
@@ -105,6 +106,52 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
     if len(rows) == 0:
         raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
+    return LoadedData(rows, provenance)
+
+
+def load(source: DatasetSource, data_dir: Path | None, image_column: str | None) -> LoadedData:
+    """Rows with the image column left undecoded ({bytes, path}); see `decode_image`. Several
+    splits (`split_column`) are read one by one and concatenated, each row tagged with its
+    split; a `nested` dataset is grouped into the rows."""
+    plain = dataclasses.replace(source, split_column=None, nested=None)
+    if source.split_column is None:
+        loaded = read(plain, data_dir, image_column)
+    else:
+        parts = [read(dataclasses.replace(plain, split=split), data_dir, image_column)
+                 for split in source.split.split("+")]
+        tagged = [part.rows.add_column(source.split_column, [split] * len(part.rows))
+                  for split, part in zip(source.split.split("+"), parts)]
+        try:
+            rows = datasets.concatenate_datasets(tagged)
+        except ValueError as error:
+            raise DatasetError(f"{source.describe()}: the splits do not share one schema "
+                               f"({str(error).splitlines()[0]})") from None
+        loaded = LoadedData(rows, {"split": source.split, "split_column": source.split_column,
+                                   "parts": [part.provenance for part in parts],
+                                   "num_rows": len(rows)})
+    if source.nested is not None:
+        loaded = nest(loaded, source, data_dir)
+    return loaded
+
+
+def nest(outer: LoadedData, source: DatasetSource, data_dir: Path | None) -> LoadedData:
+    """The nested dataset's rows grouped into the outer rows (see registry.Nested)."""
+    nested = source.nested
+    inner = read(nested.source, data_dir, None)
+    check_columns(inner.rows, (nested.key, *nested.columns), nested.source.describe())
+    check_columns(outer.rows, (nested.on,), source.describe())
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in inner.rows.select_columns([nested.key, *nested.columns]):
+        groups.setdefault(str(record[nested.key]), []).append(
+            {column: record[column] for column in nested.columns})
+    owners = [str(value) for value in outer.rows[nested.on]]
+    orphans = sorted(set(groups) - set(owners))
+    if orphans:  # fail closed: a question whose image is missing would vanish silently
+        raise DatasetError(f"{nested.source.describe()}: {len(orphans)} {nested.key} value(s) "
+                           f"with no row in {source.describe()} (first: {orphans[0]!r})")
+    rows = outer.rows.add_column(nested.into, [groups.get(owner, []) for owner in owners])
+    provenance = {**outer.provenance, "nested": inner.provenance,
+                  "num_nested_rows": len(inner.rows)}
     return LoadedData(rows, provenance)
 
 

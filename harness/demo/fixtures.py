@@ -255,7 +255,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            image = path.parent / row["url"]
+            # The image path is in `url` (COCO Karpathy's column) unless the row names another.
+            image = path.parent / row[row.pop("_path_column", "url")]
             image.parent.mkdir(parents=True, exist_ok=True)
             image.write_bytes(row.pop("_png"))
             handle.write(json.dumps(row) + "\n")
