@@ -22,9 +22,7 @@ difficult_direct_answer, rationales.
 
 from __future__ import annotations
 
-from typing import Any
-
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import multiple_choice as mc
 from paligemma_eval.tasks.metrics.exact_match import exact_match

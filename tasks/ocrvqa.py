@@ -21,9 +21,10 @@ from paligemma_eval.tasks.metrics.exact_match import exact_match
 
 def questions(row: Row) -> list[Row]:
     if len(row["questions"]) != len(row["answers"]):
-        raise DatasetError(f"ocrvqa_test: image {row['image_id']}: {len(row['questions'])} questions but "
-                         f"{len(row['answers'])} answers")
-    return [{**row, "question": q, "answer": a} for q, a in zip(row["questions"], row["answers"])]
+        raise DatasetError(f"ocrvqa_test: image {row['image_id']}: {len(row['questions'])} "
+                           f"questions but {len(row['answers'])} answers")
+    return [{**row, "question": question, "answer": answer}
+            for question, answer in zip(row["questions"], row["answers"])]
 
 
 def score(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:

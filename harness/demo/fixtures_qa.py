@@ -11,9 +11,10 @@ from paligemma_eval.harness.demo import world
 from paligemma_eval.harness.demo.fixtures import ROWS, _human_answers, _png, _qa
 
 XGQA_LANGUAGES = ("bn", "de", "en", "id", "ko", "pt", "ru", "zh")
-# The world's question in each language, as xGQA asks GQA's questions in translation.
-XGQA_PREFIX = {"bn": "প্রশ্ন:", "de": "Frage:", "en": "", "id": "Pertanyaan:", "ko": "질문:",
-               "pt": "Pergunta:", "ru": "Вопрос:", "zh": "问题:"}
+# A word for "Question:" in each language before the world's question: xGQA asks GQA's
+# questions in translation, the fixture only needs each language's text to differ.
+XGQA_PREFIX = {"bn": "প্রশ্ন:", "de": "Frage:", "en": "", "id": "Pertanyaan:",
+               "ko": "질문:", "pt": "Pergunta:", "ru": "Вопрос:", "zh": "问题:"}
 
 
 def _choices(answer: str, rng: random.Random) -> tuple[list[str], int]:
