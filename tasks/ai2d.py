@@ -36,4 +36,4 @@ def tasks() -> Task:
                 columns=("question", "options", "answer"), id_column=None,
                 max_new_tokens=128, max_prompt_tokens=128, resize="bilinear", metric="accuracy",
                 rule="exact match with the correct option's text, case kept",
-                groups=("ai2d",), description="AI2D test, multiple choice by option text")
+                description="AI2D test, multiple choice by option text")

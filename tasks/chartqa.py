@@ -43,6 +43,6 @@ def tasks() -> Task:
                 prompt="{question}", target=target, scorer=score,
                 columns=("question", "answer", "type"), id_column=None,
                 max_new_tokens=48, max_prompt_tokens=48, resize="bilinear-antialias",
-                metric="accuracy/mean", groups=("chartqa",),
+                metric="accuracy/mean",
                 rule="relaxed accuracy: 5% for numbers, else exact; lower-cased",
                 description="ChartQA test, human and augmented, relaxed accuracy")

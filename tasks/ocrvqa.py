@@ -39,4 +39,4 @@ def tasks() -> Task:
                 expand=questions, columns=("questions", "answers"), id_column="image_id",
                 max_new_tokens=32, resize="bilinear-antialias", metric="accuracy",
                 rule="big_vision vqa evaluator: exact match, lower-cased",
-                groups=("ocrvqa",), description="OCR-VQA test, lower-cased exact match")
+                description="OCR-VQA test, lower-cased exact match")

@@ -62,4 +62,4 @@ def tasks() -> Task:
                 columns=("question", "choices", "answer", "hint"), id_column=None,
                 max_new_tokens=512, max_prompt_tokens=512, resize="bilinear", metric="accuracy",
                 rule='"the answer is X." on prediction and reference, letters equal',
-                groups=("scienceqa",), description="ScienceQA image subset, test")
+                description="ScienceQA image subset, test")

@@ -207,6 +207,8 @@ def test_rows_with_question_lists_are_flattened(data_dir):
     tally = prepare(task("tallyqa_test"), data_dir, None)
     kinds = [t["simple"] for t in tally.targets.values()]
     assert kinds.count(True) == kinds.count(False) == 12
+    with pytest.raises(DatasetError, match="image 7: 2 questions but 1 answers"):
+        task("ocrvqa_test").expand({"image_id": "7", "questions": ["a", "b"], "answers": ["x"]})
     lr = prepare(task("rsvqa_lr_test"), data_dir, None)     # count questions skipped
     assert len(lr.ids) == 8 * 3 and {t["type"] for t in lr.targets.values()} == \
         {"comp", "presence", "rural_urban"}
