@@ -20,7 +20,9 @@ local files only: `--data-dir DIR` with one JSONL per split,
 one line per active question of `<LR|USGS>_split_<split>_questions.json`, with the fields of
 that file and its answers file: {"id": question id, "img_id": ..., "type": ..., "question": ...,
 "answers": [the `answer` of each active entry of `answers_ids`], "image": path of the image
-relative to the JSONL, e.g. "Images_LR/<img_id>.tif" or "Data/<img_id>.png"}.
+relative to the JSONL, e.g. "Images_LR/<img_id>.tif" or "Data/<img_id>.png"}. (big_vision's
+builders pair the i-th question with the i-th answer record; each question has one answer. They
+read the LR TIFFs with tifffile and cast to uint8: convert to PNG any TIFF that PIL cannot open.)
 """
 
 from __future__ import annotations
