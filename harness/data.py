@@ -139,7 +139,11 @@ def load(source: DatasetSource, data_dir: Path | None, image_column: str | None)
 def nest(outer: LoadedData, source: DatasetSource, data_dir: Path | None) -> LoadedData:
     """The nested dataset's rows grouped into the outer rows (see registry.Nested)."""
     nested = source.nested
-    inner = read(nested.source, data_dir, None)
+    inner_source = nested.source
+    if inner_source.hub_id == source.hub_id and inner_source.revision is None:
+        # One repository's two configs: --dataset-revision pins both.
+        inner_source = dataclasses.replace(inner_source, revision=source.revision)
+    inner = read(inner_source, data_dir, None)
     check_columns(inner.rows, (nested.key, *nested.columns), nested.source.describe())
     check_columns(outer.rows, (nested.on,), source.describe())
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -2,6 +2,7 @@
 big_vision evaluator, each prompt as big_vision builds it, the data joins, and a run of every
 task on tiny-paligemma2 (the parametrised end-to-end test runs them on tiny-paligemma)."""
 
+import dataclasses
 import json
 import math
 
@@ -183,6 +184,29 @@ def test_a_question_without_its_image_fails_the_load(data_dir, tmp_path):
     datasets.Dataset.from_list(questions).to_parquet(str(path))
     with pytest.raises(DatasetError, match="1 imageId value.*'n404'"):
         prepare(task("gqa_testdev"), tmp_path, None)
+
+
+def test_a_pinned_revision_reaches_the_nested_config(monkeypatch):
+    from paligemma_eval.harness import data
+
+    asked = []
+
+    def fake_load_dataset(hub_id, config, split, revision):
+        asked.append((config, revision))
+        import datasets
+
+        if config == "testdev_balanced_images":
+            return datasets.Dataset.from_list([{"id": "n1", "image": None}])
+        return datasets.Dataset.from_list([{"imageId": "n1", "question": "q?", "answer": "a"}])
+
+    monkeypatch.setattr(data.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(data, "resolved_revision", lambda source: source.revision)
+    source = dataclasses.replace(task("gqa_testdev").source, revision="abc123")
+    loaded = data.load(source, None, "image")
+    assert asked == [("testdev_balanced_images", "abc123"),
+                     ("testdev_balanced_instructions", "abc123")]
+    assert loaded.rows[0]["questions"] == [{"question": "q?", "answer": "a"}]
+    assert loaded.provenance["nested"]["revision"] == "abc123"
 
 
 def test_xgqa_reads_every_language_split_tagged(data_dir):
