@@ -35,6 +35,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/seg_decoder_speed.py
 	$(PY) bench/cli_start.py
 	$(PY) bench/safety_throughput.py
+	$(PY) bench/video_throughput.py
 	$(PY) bench/npz_load.py        # writes and removes a 6 GB file under $$TMPDIR
 
 fixtures: $(VENV)/.installed

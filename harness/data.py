@@ -3,14 +3,17 @@
 Local layout under --data-dir mirrors the hub id: DIR/<owner>/<name>/<config or "default">/<split>
 with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = a path relative
 to the file, or a URL). Images are decoded per example, so one broken image fails one example, not the run.
+A source of several splits (`split_column`) reads one file per split; a `nested` source reads
+its nested dataset by the same layout (e.g. GQA's two configs, DIR/lmms-lab/GQA/<config>/testdev).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +64,10 @@ def cell_fingerprint(value: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-SPLIT_COLUMN = "source_split"
-
-
-def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str, ...] | str | None,
+def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
          video: bool = False) -> LoadedData:
-    """Rows with the image (or video) columns left undecoded ({bytes, path}); see `decode_image`
-    and harness/video.py. A split "a+b+c" (hub copies that keep one language per split: MaRVL,
-    XM3600, xGQA) is the splits' rows in that order, each row naming its split in SPLIT_COLUMN."""
-    if "+" in source.split:
-        return _load_splits(source, data_dir, image_columns, video)
-    columns = (image_columns,) if isinstance(image_columns, str) else tuple(image_columns or ())
+    """One split of one dataset, from --data-dir or the hub, image (or video) columns left
+    undecoded."""
     if data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:
@@ -119,17 +115,55 @@ def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str,
     return LoadedData(rows, provenance)
 
 
-def _load_splits(source: DatasetSource, data_dir: Path | None,
-                 image_columns: tuple[str, ...] | str | None, video: bool) -> LoadedData:
-    parts = {split: load(replace(source, split=split), data_dir, image_columns, video)
-             for split in source.split.split("+")}
-    rows = datasets.concatenate_datasets([
-        part.rows.add_column(SPLIT_COLUMN, [split] * len(part.rows))
-        for split, part in parts.items()])
-    first = next(iter(parts.values())).provenance
-    provenance = {"source": first["source"], "hub_id": source.hub_id, "config": source.config,
-                  "split": source.split, "num_rows": len(rows),
-                  "splits": {split: part.provenance for split, part in parts.items()}}
+def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str, ...] | str | None,
+         video: bool = False) -> LoadedData:
+    """Rows with the image (or video) columns left undecoded ({bytes, path}); see `decode_image`
+    and harness/video.py. Several splits (`split_column`) are read one by one and concatenated,
+    each row tagged with its split; a `nested` dataset is grouped into the rows."""
+    columns = (image_columns,) if isinstance(image_columns, str) else tuple(image_columns or ())
+    plain = dataclasses.replace(source, split_column=None, nested=None)
+    if source.split_column is None:
+        loaded = read(plain, data_dir, columns, video)
+    else:
+        parts = [read(dataclasses.replace(plain, split=split), data_dir, columns, video)
+                 for split in source.split.split("+")]
+        tagged = [part.rows.add_column(source.split_column, [split] * len(part.rows))
+                  for split, part in zip(source.split.split("+"), parts)]
+        try:
+            rows = datasets.concatenate_datasets(tagged)
+        except ValueError as error:
+            raise DatasetError(f"{source.describe()}: the splits do not share one schema "
+                               f"({str(error).splitlines()[0]})") from None
+        loaded = LoadedData(rows, {"split": source.split, "split_column": source.split_column,
+                                   "parts": [part.provenance for part in parts],
+                                   "num_rows": len(rows)})
+    if source.nested is not None:
+        loaded = nest(loaded, source, data_dir)
+    return loaded
+
+
+def nest(outer: LoadedData, source: DatasetSource, data_dir: Path | None) -> LoadedData:
+    """The nested dataset's rows grouped into the outer rows (see registry.Nested)."""
+    nested = source.nested
+    inner_source = nested.source
+    if inner_source.hub_id == source.hub_id and inner_source.revision is None:
+        # One repository's two configs: --dataset-revision pins both.
+        inner_source = dataclasses.replace(inner_source, revision=source.revision)
+    inner = read(inner_source, data_dir, ())
+    check_columns(inner.rows, (nested.key, *nested.columns), nested.source.describe())
+    check_columns(outer.rows, (nested.on,), source.describe())
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in inner.rows.select_columns([nested.key, *nested.columns]):
+        groups.setdefault(str(record[nested.key]), []).append(
+            {column: record[column] for column in nested.columns})
+    owners = [str(value) for value in outer.rows[nested.on]]
+    orphans = sorted(set(groups) - set(owners))
+    if orphans:  # fail closed: a question whose image is missing would vanish silently
+        raise DatasetError(f"{nested.source.describe()}: {len(orphans)} {nested.key} value(s) "
+                           f"with no row in {source.describe()} (first: {orphans[0]!r})")
+    rows = outer.rows.add_column(nested.into, [groups.get(owner, []) for owner in owners])
+    provenance = {**outer.provenance, "nested": inner.provenance,
+                  "num_nested_rows": len(inner.rows)}
     return LoadedData(rows, provenance)
 
 

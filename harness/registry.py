@@ -32,9 +32,32 @@ class DatasetSource:
     # Other hub ids holding the same data (one harness moved lmms-lab/* to lmms-lab-encoder/*).
     aliases: tuple[str, ...] = ()
 
+    # `split` names several splits joined by "+" (the datasets library's split syntax): each is
+    # read on its own and its rows get the split's name in this column (xGQA: a split per
+    # language), so the examples keep which part they came from.
+    split_column: str | None = None
+    # A second dataset's rows nested into each row (GQA keeps questions and images apart).
+    nested: Nested | None = None
+
     def describe(self) -> str:
         config = f" [{self.config}]" if self.config else ""
-        return f"{self.hub_id}{config} / {self.split}"
+        nested = f" with {self.nested.source.describe()} nested by {self.nested.key}" \
+            if self.nested else ""
+        return f"{self.hub_id}{config} / {self.split}{nested}"
+
+
+@dataclass(frozen=True)
+class Nested:
+    """Rows of `source` nested into each row of the outer dataset: those whose column `key`
+    equals the outer row's column `on`, as a list of {column: value} over `columns`, in column
+    `into`. Each outer row (an image) is then decoded and hashed once for all its questions,
+    which `Task.expand` flattens. A nested row without an outer row is an error."""
+
+    source: DatasetSource
+    key: str
+    on: str
+    into: str
+    columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,8 @@ class Task:
     frames: Frames | None = None          # image_column holds a video: sampled into frames
     # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
     max_prompt_tokens: int | None = None
+    # Prompt fields computed from the row (an option list joined), merged over its columns.
+    prompt_fields: Callable[[Row], Mapping[str, Any]] | None = None
 
     @property
     def image_columns(self) -> tuple[str, ...]:
@@ -91,7 +116,8 @@ class Task:
         return (self.image_column, *self.extra_image_columns)
 
     def format_prompt(self, row: Row) -> str:
-        return self.prompt.format_map(row)
+        return self.prompt.format_map({**row, **self.prompt_fields(row)} if self.prompt_fields
+                                      else row)
 
     @property
     def headline(self) -> str:

@@ -95,7 +95,29 @@ BIG_VISION_EVAL = {
     "activitynet_qa_test": ("answer en {question}", 64, "bilinear", "activitynet_qa.py"),
     "vatex_test": ("caption en", 64, "bilinear", "vatex_cap.py"),
     "msvd_qa_test": ("answer en {question}", 64, "bilinear", "msvd_qa.py"),
+    # The short-answer families (CARD_TASKS.md A6-A8, A11-A18). MC prompt: PREFIX 'answer en '
+    # + ' {question} choose from: {ansstr}', options joined by ' \t '.
+    **{f"aokvqa_da_{split}": ("answer en {question}", 32, "bilinear-antialias", "aokvqa_da.py")
+       for split in ("val", "test")},
+    **{f"aokvqa_mc_{split}": ("answer en  {question} choose from: {options}", 128,
+                              "bilinear-antialias", "aokvqa_mc.py") for split in ("val", "test")},
+    "gqa_testdev": ("answer en {question}", 32, "bilinear", "gqa.py"),
+    "xgqa": ("answer en {question}", 32, "bilinear", "gqa.py"),
+    "ocrvqa_test": ("answer en {question}", 32, "bilinear-antialias", "ocrvqa.py"),
+    "ai2d_test": ("answer en  {question} choose from: {options}", 128, "bilinear", "ai2d.py"),
+    "tallyqa_test": ("answer en {question}", 32, "bilinear-antialias", "tallyqa.py"),
+    "countbenchqa": ("answer en {question}", 32, "bilinear-antialias", "tallyqa.py"),
+    "chartqa_test": ("{question}", 48, "bilinear-antialias", "chartqa.py"),
+    "scienceqa_img_test": ("Question: {question}\nContext: {hint}\nOptions: {indexed_choices}"
+                           "\nAnswer:", 512, "bilinear", "science_qa.py"),
+    "rsvqa_lr_test": ("answer en {question}", 32, "bilinear", "rsvqa_lr.py"),
+    "rsvqa_hr_test": ("answer en {question}", 32, "bilinear", "rsvqa_hr.py"),
+    "rsvqa_hr_test2": ("answer en {question}", 32, "bilinear", "rsvqa_hr.py"),
 }
+
+# big_vision's tolen(text_len) on the prompt where a prompt can outgrow it (CARD_TASKS.md 0.1).
+BIG_VISION_PROMPT_TOKENS = {"aokvqa_mc_val": 128, "aokvqa_mc_test": 128, "ai2d_test": 128,
+                            "chartqa_test": 48, "scienceqa_img_test": 512}
 
 # Video configs' eval defaults: (num_frames, stride) of the frame reader.
 BIG_VISION_FRAMES = {"msrvtt_cap_test": (16, 9), "msrvtt_qa_test": (16, 9),
@@ -124,3 +146,11 @@ def test_every_card_linked_task_decodes_as_its_big_vision_config():
             f"{name} differs from big_vision's {config}"
         # greedy, except captioning: cococap.py's beam_size=2, textcaps.py's beam_size=3
         assert task.num_beams == {"cococap.py": 2, "textcaps.py": 3}.get(config, 1), name
+
+
+def test_prompts_are_cut_where_big_vision_cuts_them():
+    from paligemma_eval.harness import registry
+
+    tasks = registry.all_tasks()
+    for name in BIG_VISION_EVAL:
+        assert tasks[name].max_prompt_tokens == BIG_VISION_PROMPT_TOKENS.get(name), name

@@ -258,8 +258,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             files = row.pop("_files", {})
-            if "_png" in row:
-                files[row["url"]] = row.pop("_png")
+            if "_png" in row:  # at `url` (COCO Karpathy's column) unless the row names another
+                files[row[row.pop("_path_column", "url")]] = row.pop("_png")
             for name, content in files.items():
                 (path.parent / name).parent.mkdir(parents=True, exist_ok=True)
                 (path.parent / name).write_bytes(content)
