@@ -3,6 +3,8 @@
 Local layout under --data-dir mirrors the hub id: DIR/<owner>/<name>/<config or "default">/<split>
 with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = a path relative
 to the file, or a URL). Images are decoded per example, so one broken image fails one example, not the run.
+Data with no hub copy (COCO-35L, SciCap) is read in its own layout from DIR/<name>/ by the
+task's reader.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 from PIL import Image
 
 from paligemma_eval.harness.errors import DatasetError
@@ -68,11 +71,15 @@ def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str,
          video: bool = False) -> LoadedData:
     """Rows with the image (or video) columns left undecoded ({bytes, path}); see `decode_image`
     and harness/video.py. A split "a+b+c" (hub copies that keep one language per split: MaRVL,
-    XM3600, xGQA) is the splits' rows in that order, each row naming its split in SPLIT_COLUMN."""
+    XM3600, xGQA) is the splits' rows interleaved (row 0 of each, then row 1, ...: a --limit
+    covers every split), each row naming its split in SPLIT_COLUMN. A source with a `reader`
+    (no hub copy) is read from DIR/<hub_id>/ by it."""
     if "+" in source.split:
         return _load_splits(source, data_dir, image_columns, video)
     columns = (image_columns,) if isinstance(image_columns, str) else tuple(image_columns or ())
-    if data_dir is not None:
+    if source.reader is not None:
+        rows, provenance = _read_own_files(source, data_dir)
+    elif data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:
             expected = data_dir / source.hub_id / (source.config or "default") / source.split
@@ -121,16 +128,46 @@ def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str,
 
 def _load_splits(source: DatasetSource, data_dir: Path | None,
                  image_columns: tuple[str, ...] | str | None, video: bool) -> LoadedData:
+    """Locally, absent splits are left out and listed (a few languages of XM3600 downloaded);
+    at least one must be there."""
+    splits = source.split.split("+")
+    absent = [s for s in splits if data_dir is not None and source.reader is None
+              and local_path(replace(source, split=s), data_dir) is None]
+    if len(absent) == len(splits):
+        folder = data_dir / source.hub_id / (source.config or "default")
+        raise DatasetError(f"no local data for {source.describe()}: expected "
+                           f"{folder}/<split>.parquet or .jsonl for one of its splits at least")
     parts = {split: load(replace(source, split=split), data_dir, image_columns, video)
-             for split in source.split.split("+")}
+             for split in splits if split not in absent}
     rows = datasets.concatenate_datasets([
         part.rows.add_column(SPLIT_COLUMN, [split] * len(part.rows))
         for split, part in parts.items()])
+    position = np.concatenate([np.arange(len(part.rows)) for part in parts.values()])
+    order = np.concatenate([np.full(len(part.rows), k) for k, part in enumerate(parts.values())])
     first = next(iter(parts.values())).provenance
     provenance = {"source": first["source"], "hub_id": source.hub_id, "config": source.config,
-                  "split": source.split, "num_rows": len(rows),
+                  "split": source.split, "num_rows": len(rows), "absent_splits": absent,
                   "splits": {split: part.provenance for split, part in parts.items()}}
-    return LoadedData(rows, provenance)
+    return LoadedData(rows.select(np.lexsort((order, position))), provenance)
+
+
+def _read_own_files(source: DatasetSource, data_dir: Path | None) -> tuple[datasets.Dataset,
+                                                                            dict[str, Any]]:
+    if data_dir is None:
+        raise DatasetError(f"{source.describe()}: no hub copy exists; put the benchmark's own "
+                           f"files under --data-dir DIR as DIR/{source.hub_id}/ (see the task's "
+                           "documentation)")
+    root = data_dir / source.hub_id
+    try:
+        rows, files = source.reader(root, source.split)
+    except DatasetError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError) as error:  # a file missing or malformed
+        raise DatasetError(f"{root}: not readable as {source.hub_id} "
+                           f"({type(error).__name__}: {error})") from None
+    provenance = {"source": "local", "path": str(root), "sha256": sha256_files(*files),
+                  "files": len(files), "hub_id": source.hub_id, "split": source.split}
+    return datasets.Dataset.from_list(rows), provenance
 
 
 def resolved_revision(source: DatasetSource) -> str | None:

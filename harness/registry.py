@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from paligemma_eval.harness.scores import Scores
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 ENTRY_POINT_GROUP = "paligemma_eval.tasks"
 
@@ -31,10 +35,17 @@ class DatasetSource:
     revision: str | None = None
     # Other hub ids holding the same data (one harness moved lmms-lab/* to lmms-lab-encoder/*).
     aliases: tuple[str, ...] = ()
+    # No hub copy: the benchmark's own files under --data-dir/<hub_id>/, turned into rows by
+    # this function, which also returns the files it read (hashed into the provenance).
+    reader: Callable[[Path, str], tuple[list[dict], list[Path]]] | None = None
 
     def describe(self) -> str:
         config = f" [{self.config}]" if self.config else ""
-        return f"{self.hub_id}{config} / {self.split}"
+        local = " (local files only)" if self.reader else ""
+        splits = self.split.split("+")
+        split = f"{len(splits)} splits, {splits[0]} .. {splits[-1]}" if len(splits) > 1 \
+            else self.split
+        return f"{self.hub_id}{config}{local} / {split}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,10 @@ class Task:
     frames: Frames | None = None          # image_column holds a video: sampled into frames
     # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
     max_prompt_tokens: int | None = None
+    # Applied to the image after the resize, with its dataset row (Widget Captioning draws the
+    # target widget's box, big_vision's draw_bbox). Whatever of the row it reads must also be
+    # in the target, so that an edit changes the example's resume key.
+    image_transform: Callable[[Image, Row], Image] | None = None
 
     @property
     def image_columns(self) -> tuple[str, ...]:

@@ -92,3 +92,21 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
                     notes={"cider": "CIDEr-D (pycocoevalcap); interval: bootstrap over images "
                                     "with document frequencies fixed at the full set"})
     return scores, cider
+
+
+def cider_per_group(predictions: list[str], references: list[list[str]], ids: list[str],
+                    groups: list[str]) -> np.ndarray:
+    """Per-example CIDEr-D where each group (language) is its own evaluation: its document
+    frequencies come from its own references only, as big_vision's one coco_caption evaluator
+    per language. The PTB tokenizer works line by line, so one call tokenizes every group."""
+    from pycocoevalcap.cider.cider import Cider
+
+    gts = tokenize({i: refs for i, refs in zip(ids, references)})
+    res = tokenize({i: [p] for i, p in zip(ids, predictions)})
+    values = np.zeros(len(ids))
+    for group in sorted(set(groups)):
+        members = [k for k, g in enumerate(groups) if g == group]
+        _, scores = Cider().compute_score({ids[k]: gts[ids[k]] for k in members},
+                                          {ids[k]: res[ids[k]] for k in members})
+        values[members] = scores
+    return values
