@@ -17,6 +17,7 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
@@ -26,12 +27,20 @@ from paligemma_eval.tasks.metrics.captioning import caption_scores
 PROMPT = "caption en"
 
 
-def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
-    scores, cider = caption_scores(predictions, [t["references"] for t in targets], ids)
-    domains = [t.get("domain") for t in targets]
-    if any(domains):
-        scores.ratios.update(breakdown("cider", cider, domains))
-    return scores
+def caption_scorer(meteor: bool = True) -> Callable[[list[str], list[str], list[dict]], Scores]:
+    """CIDEr (headline), ROUGE-L, BLEU-4 and, unless turned off, METEOR (its Java scorer takes
+    seconds to start: the transfers whose evaluator asks only for CIDEr / BLEU-4 skip it)."""
+    def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
+        scores, cider = caption_scores(predictions, [t["references"] for t in targets], ids,
+                                       meteor=meteor)
+        domains = [t.get("domain") for t in targets]
+        if any(domains):
+            scores.ratios.update(breakdown("cider", cider, domains))
+        return scores
+    return score
+
+
+score_captions = caption_scorer()
 
 
 def caption_task(name: str, source: DatasetSource, id_column: str | None, references: str,

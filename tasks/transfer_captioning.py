@@ -31,7 +31,7 @@ from PIL import Image
 
 from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
-from paligemma_eval.tasks.captioning import caption_task
+from paligemma_eval.tasks.captioning import caption_scorer, caption_task
 
 RED = (255, 0, 0)
 
@@ -82,16 +82,20 @@ def read_scicap(root: Path, split: str) -> tuple[list[dict], list[Path]]:
 
 @register
 def tasks() -> list[Task]:
+    greedy = dict(beams=1, scorer=caption_scorer(meteor=False))
     return [
         caption_task("scicap_test", DatasetSource("scicap", "test", reader=read_scicap),
                      "image/id", "captions", "SciCap test, first sentence, no subfigures "
-                     "(local files: see the module)", beams=1, max_new_tokens=96),
+                     "(local files: see the module)", max_new_tokens=96,
+                     rule="CIDEr-D and BLEU-4 (pycocoevalcap Bleu()[3], corpus), PTB tokenizer, "
+                          "one reference; greedy", **greedy),
         caption_task("screen2words_test", DatasetSource("rootsautomation/RICO-Screen2Words",
                                                         "test"),
-                     "screenId", "captions", "Screen2Words test", beams=1, max_new_tokens=24),
+                     "screenId", "captions", "Screen2Words test", max_new_tokens=24, **greedy),
         caption_task("widgetcap_test", DatasetSource("rootsautomation/RICO-WidgetCaptioning",
                                                      "test"),
                      None, "captions", "Widget Captioning test, the widget's box drawn in red",
-                     beams=1, keep=("bbox",), resize="bilinear-antialias",
-                     image_transform=draw_box),
+                     keep=("bbox",), resize="bilinear-antialias", image_transform=draw_box,
+                     rule="CIDEr-D (pycocoevalcap, PTB tokenizer), greedy; the widget's box "
+                          "drawn in red after the resize (big_vision draw_bbox)", **greedy),
     ]

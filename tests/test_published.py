@@ -95,6 +95,11 @@ BIG_VISION_EVAL = {
     "activitynet_qa_test": ("answer en {question}", 64, "bilinear", "activitynet_qa.py"),
     "vatex_test": ("caption en", 64, "bilinear", "vatex_cap.py"),
     "msvd_qa_test": ("answer en {question}", 64, "bilinear", "msvd_qa.py"),
+    "coco35l_dev": ("caption {language}", 32, "bilinear", "coco35l.py"),
+    "xm3600": ("caption {source_split}", 32, "bilinear", "coco35l.py"),  # split = language
+    "scicap_test": ("caption en", 96, "bilinear", "scicap.py"),
+    "screen2words_test": ("caption en", 24, "bilinear", "screen2words.py"),
+    "widgetcap_test": ("caption en", 32, "bilinear-antialias", "widgetcap.py"),
 }
 
 # Video configs' eval defaults: (num_frames, stride) of the frame reader.
