@@ -134,8 +134,8 @@ def test_widgetcap_draws_the_box_after_the_resize(tmp_path, data_dir, tiny_model
     task = registry.all_tasks()["widgetcap_test"]
     seen = []
     original = tiny_model.prepare
-    monkeypatch.setattr(tiny_model, "prepare", lambda images, prompts: (
-        seen.extend(images), original(images, prompts))[1])
+    monkeypatch.setattr(tiny_model, "prepare", lambda images, prompts, *rest: (
+        seen.extend(shown for (shown,) in images), original(images, prompts, *rest))[1])
     run_task(tiny_model, task, RunOptions(out=tmp_path, data_dir=data_dir, limit=2,
                                           batch_size=2, resamples=0))
     rows = data.load(task.source, data_dir, task.image_column).rows
