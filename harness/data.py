@@ -5,6 +5,8 @@ with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column
 to the file, or a URL). Images are decoded per example, so one broken image fails one example, not the run.
 A source of several splits (`split_column`) reads one file per split; a `nested` source reads
 its nested dataset by the same layout (e.g. GQA's two configs, DIR/lmms-lab/GQA/<config>/testdev).
+Data with no hub copy (COCO-35L, SciCap) is read in its own layout from DIR/<name>/ by the
+task's reader.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 from PIL import Image
 
 from paligemma_eval.harness.errors import DatasetError
@@ -66,9 +69,11 @@ def cell_fingerprint(value: Any) -> str:
 
 def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
          video: bool = False) -> LoadedData:
-    """One split of one dataset, from --data-dir or the hub, image (or video) columns left
-    undecoded."""
-    if data_dir is not None:
+    """One split of one dataset, from --data-dir or the hub (or, for data without a hub copy,
+    from its own files by the source's `reader`), image (or video) columns left undecoded."""
+    if source.reader is not None:
+        rows, provenance = _read_own_files(source, data_dir)
+    elif data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:
             expected = data_dir / source.hub_id / (source.config or "default") / source.split
@@ -115,31 +120,54 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
     return LoadedData(rows, provenance)
 
 
+SPLIT_COLUMN = "source_split"   # the usual `split_column`: the split a row was read from
+
+
 def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str, ...] | str | None,
          video: bool = False) -> LoadedData:
     """Rows with the image (or video) columns left undecoded ({bytes, path}); see `decode_image`
-    and harness/video.py. Several splits (`split_column`) are read one by one and concatenated,
-    each row tagged with its split; a `nested` dataset is grouped into the rows."""
+    and harness/video.py. Several splits (`split_column`) are read one by one, each row tagged
+    with its split; a `nested` dataset is grouped into the rows."""
     columns = (image_columns,) if isinstance(image_columns, str) else tuple(image_columns or ())
     plain = dataclasses.replace(source, split_column=None, nested=None)
-    if source.split_column is None:
-        loaded = read(plain, data_dir, columns, video)
-    else:
-        parts = [read(dataclasses.replace(plain, split=split), data_dir, columns, video)
-                 for split in source.split.split("+")]
-        tagged = [part.rows.add_column(source.split_column, [split] * len(part.rows))
-                  for split, part in zip(source.split.split("+"), parts)]
-        try:
-            rows = datasets.concatenate_datasets(tagged)
-        except ValueError as error:
-            raise DatasetError(f"{source.describe()}: the splits do not share one schema "
-                               f"({str(error).splitlines()[0]})") from None
-        loaded = LoadedData(rows, {"split": source.split, "split_column": source.split_column,
-                                   "parts": [part.provenance for part in parts],
-                                   "num_rows": len(rows)})
+    loaded = read(plain, data_dir, columns, video) if source.split_column is None \
+        else read_splits(source, data_dir, columns, video)
     if source.nested is not None:
         loaded = nest(loaded, source, data_dir)
     return loaded
+
+
+def read_splits(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
+                video: bool) -> LoadedData:
+    """The splits of "a+b+c" interleaved (row 0 of each, then row 1, ...: a --limit covers every
+    split), each row naming its split in `split_column` (MaRVL, XM3600, xGQA keep a language per
+    split). Locally, absent splits are left out and listed (a few languages downloaded); at
+    least one must be there."""
+    plain = dataclasses.replace(source, split_column=None, nested=None)
+    splits = source.split.split("+")
+    absent = [s for s in splits if data_dir is not None and source.reader is None
+              and local_path(dataclasses.replace(plain, split=s), data_dir) is None]
+    if len(absent) == len(splits):
+        folder = data_dir / source.hub_id / (source.config or "default")
+        raise DatasetError(f"no local data for {source.describe()}: expected "
+                           f"{folder}/<split>.parquet or .jsonl for one of its splits at least")
+    parts = {split: read(dataclasses.replace(plain, split=split), data_dir, columns, video)
+             for split in splits if split not in absent}
+    try:
+        rows = datasets.concatenate_datasets([
+            part.rows.add_column(source.split_column, [split] * len(part.rows))
+            for split, part in parts.items()])
+    except ValueError as error:
+        raise DatasetError(f"{source.describe()}: the splits do not share one schema "
+                           f"({str(error).splitlines()[0]})") from None
+    position = np.concatenate([np.arange(len(part.rows)) for part in parts.values()])
+    order = np.concatenate([np.full(len(part.rows), k) for k, part in enumerate(parts.values())])
+    provenance = {"source": next(iter(parts.values())).provenance["source"],
+                  "hub_id": source.hub_id, "config": source.config, "split": source.split,
+                  "split_column": source.split_column, "num_rows": len(rows),
+                  "absent_splits": absent,
+                  "splits": {split: part.provenance for split, part in parts.items()}}
+    return LoadedData(rows.select(np.lexsort((order, position))), provenance)
 
 
 def nest(outer: LoadedData, source: DatasetSource, data_dir: Path | None) -> LoadedData:
@@ -165,6 +193,25 @@ def nest(outer: LoadedData, source: DatasetSource, data_dir: Path | None) -> Loa
     provenance = {**outer.provenance, "nested": inner.provenance,
                   "num_nested_rows": len(inner.rows)}
     return LoadedData(rows, provenance)
+
+
+def _read_own_files(source: DatasetSource, data_dir: Path | None) -> tuple[datasets.Dataset,
+                                                                            dict[str, Any]]:
+    if data_dir is None:
+        raise DatasetError(f"{source.describe()}: no hub copy exists; put the benchmark's own "
+                           f"files under --data-dir DIR as DIR/{source.hub_id}/ (see the task's "
+                           "documentation)")
+    root = data_dir / source.hub_id
+    try:
+        rows, files = source.reader(root, source.split)
+    except DatasetError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError) as error:  # a file missing or malformed
+        raise DatasetError(f"{root}: not readable as {source.hub_id} "
+                           f"({type(error).__name__}: {error})") from None
+    provenance = {"source": "local", "path": str(root), "sha256": sha256_files(*files),
+                  "files": len(files), "hub_id": source.hub_id, "split": source.split}
+    return datasets.Dataset.from_list(rows), provenance
 
 
 def resolved_revision(source: DatasetSource) -> str | None:

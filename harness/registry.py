@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from paligemma_eval.harness.scores import Scores
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 ENTRY_POINT_GROUP = "paligemma_eval.tasks"
 
@@ -31,6 +35,9 @@ class DatasetSource:
     revision: str | None = None
     # Other hub ids holding the same data (one harness moved lmms-lab/* to lmms-lab-encoder/*).
     aliases: tuple[str, ...] = ()
+    # No hub copy: the benchmark's own files under --data-dir/<hub_id>/, turned into rows by
+    # this function, which also returns the files it read (hashed into the provenance).
+    reader: Callable[[Path, str], tuple[list[dict], list[Path]]] | None = None
 
     # `split` names several splits joined by "+" (the datasets library's split syntax): each is
     # read on its own and its rows get the split's name in this column (xGQA: a split per
@@ -41,9 +48,13 @@ class DatasetSource:
 
     def describe(self) -> str:
         config = f" [{self.config}]" if self.config else ""
+        local = " (local files only)" if self.reader else ""
+        splits = self.split.split("+")
+        split = f"{len(splits)} splits, {splits[0]} .. {splits[-1]}" if len(splits) > 1 \
+            else self.split
         nested = f" with {self.nested.source.describe()} nested by {self.nested.key}" \
             if self.nested else ""
-        return f"{self.hub_id}{config} / {self.split}{nested}"
+        return f"{self.hub_id}{config}{local} / {split}{nested}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,10 @@ class Task:
     max_prompt_tokens: int | None = None
     # Prompt fields computed from the row (an option list joined), merged over its columns.
     prompt_fields: Callable[[Row], Mapping[str, Any]] | None = None
+    # Applied to the image after the resize, with its dataset row (Widget Captioning draws the
+    # target widget's box, big_vision's draw_bbox). Whatever of the row it reads must also be
+    # in the target, so that an edit changes the example's resume key.
+    image_transform: Callable[[Image, Row], Image] | None = None
 
     @property
     def image_columns(self) -> tuple[str, ...]:

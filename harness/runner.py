@@ -227,7 +227,10 @@ def example_images(prepared: Prepared, example_id: str, resolution: int) -> list
         shown = video.decode_frames(row[task.image_column], task.frames)
     else:
         shown = [data.decode_image(row[column]) for column in task.image_columns]
-    return [data.resize(image, resolution, task.resize) for image in shown]
+    resized = [data.resize(image, resolution, task.resize) for image in shown]
+    if task.image_transform is not None:  # after the resize, as big_vision's draw_bbox
+        resized = [task.image_transform(image, row) for image in resized]
+    return resized
 
 
 def current_predictions(prepared: Prepared, out: Path, key: str) -> dict[str, dict]:

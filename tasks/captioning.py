@@ -17,6 +17,9 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.metrics.captioning import caption_scores
@@ -24,27 +27,41 @@ from paligemma_eval.tasks.metrics.captioning import caption_scores
 PROMPT = "caption en"
 
 
-def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
-    scores, cider = caption_scores(predictions, [t["references"] for t in targets], ids)
-    domains = [t.get("domain") for t in targets]
-    if any(domains):
-        scores.ratios.update(breakdown("cider", cider, domains))
-    return scores
+def caption_scorer(meteor: bool = True) -> Callable[[list[str], list[str], list[dict]], Scores]:
+    """CIDEr (headline), ROUGE-L, BLEU-4 and, unless turned off, METEOR (its Java scorer takes
+    seconds to start: the transfers whose evaluator asks only for CIDEr / BLEU-4 skip it)."""
+    def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
+        scores, cider = caption_scores(predictions, [t["references"] for t in targets], ids,
+                                       meteor=meteor)
+        domains = [t.get("domain") for t in targets]
+        if any(domains):
+            scores.ratios.update(breakdown("cider", cider, domains))
+        return scores
+    return score
 
 
-def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
-                 description: str, image_column: str = "image", beams: int = 2) -> Task:
+score_captions = caption_scorer()
+
+
+def caption_task(name: str, source: DatasetSource, id_column: str | None, references: str,
+                 description: str, image_column: str = "image", beams: int = 2,
+                 keep: tuple[str, ...] = (), **fields: Any) -> Task:
+    """A captioning task; `keep` names row columns carried into the target (the language a
+    scorer groups by, the widget box drawn into the image: an edit changes the resume key);
+    `fields` override the Task's captioning defaults (decode length, resize, scorer, ...)."""
     def target(row: Row) -> dict:
         refs = [str(c) for c in row[references]]
         if not refs:
             raise ValueError(f"no reference captions in {references!r}")
-        return {"references": refs, "domain": row.get("domain")}
+        return {"references": refs, "domain": row.get("domain"), **{k: row[k] for k in keep}}
 
-    return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
-                columns=(references, image_column), id_column=id_column, num_beams=beams,
-                metric="cider", rule=f"CIDEr-D (pycocoevalcap, PTB tokenizer), {beams} beams",
-                image_column=image_column, resize="bilinear",
-                description=description, groups=("captioning",))
+    decoding = f"{beams} beams" if beams > 1 else "greedy"
+    settings = {"prompt": PROMPT, "scorer": score_captions, "metric": "cider",
+                "rule": f"CIDEr-D (pycocoevalcap, PTB tokenizer), {decoding}",
+                "resize": "bilinear", "groups": ("captioning",), **fields}
+    return Task(name=name, source=source, target=target, columns=(references, image_column, *keep),
+                id_column=id_column, num_beams=beams, image_column=image_column,
+                description=description, **settings)
 
 
 @register

@@ -15,13 +15,13 @@ Hub copies:
 
 from __future__ import annotations
 
+from paligemma_eval.harness.data import SPLIT_COLUMN
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match
 from paligemma_eval.tasks.metrics.multilingual import per_language
 
 MARVL_LANGUAGES = ("id", "sw", "ta", "tr", "zh")
-SPLIT = "split"   # the hub split each MaRVL row was read from: its language
 RULE = "big_vision vqa evaluator: exact, case-sensitive match with \"True\" / \"False\""
 
 
@@ -39,7 +39,7 @@ def nlvr2_target(row: Row) -> dict:
 
 
 def marvl_target(row: Row) -> dict:
-    return {"answer": label_text(row["label"]), "language": row[SPLIT]}
+    return {"answer": label_text(row["label"]), "language": row[SPLIT_COLUMN]}
 
 
 def score_nlvr2(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
@@ -64,7 +64,7 @@ def tasks() -> list[Task]:
              extra_image_columns=("right_image",), metric="accuracy",
              description="NLVR2 test: a sentence about two images, True or False", **common),
         Task(name="marvl", source=DatasetSource("floschne/marvl", "+".join(MARVL_LANGUAGES),
-                                                 split_column=SPLIT),
+                                                 split_column=SPLIT_COLUMN),
              prompt="answer en {hypothesis}", target=marvl_target, scorer=score_marvl,
              columns=("hypothesis", "label"), image_column="left_img",
              extra_image_columns=("right_img",), metric="accuracy/avg5",

@@ -113,6 +113,11 @@ BIG_VISION_EVAL = {
     "rsvqa_lr_test": ("answer en {question}", 32, "bilinear", "rsvqa_lr.py"),
     "rsvqa_hr_test": ("answer en {question}", 32, "bilinear", "rsvqa_hr.py"),
     "rsvqa_hr_test2": ("answer en {question}", 32, "bilinear", "rsvqa_hr.py"),
+    "coco35l_dev": ("caption {language}", 32, "bilinear", "coco35l.py"),
+    "xm3600": ("caption {source_split}", 32, "bilinear", "coco35l.py"),  # split = language
+    "scicap_test": ("caption en", 96, "bilinear", "scicap.py"),
+    "screen2words_test": ("caption en", 24, "bilinear", "screen2words.py"),
+    "widgetcap_test": ("caption en", 32, "bilinear-antialias", "widgetcap.py"),
 }
 
 # big_vision's tolen(text_len) on the prompt where a prompt can outgrow it (CARD_TASKS.md 0.1).

@@ -269,7 +269,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def family_modules() -> list[Any]:
     """The task families' own fixture modules (harness/demo/fixtures_<family>.py), each with
-    FIXTURES and optionally JSONL_FIXTURES and FEATURES of the same form as this module's."""
+    FIXTURES and optionally JSONL_FIXTURES and FEATURES of the same form as this module's, and
+    FILE_FIXTURES {name: writer(DIR/<name>, rng) -> paths} for data in its own file layout."""
     folder = Path(__file__).parent
     return [importlib.import_module(f"{__package__}.{path.stem}")
             for path in sorted(folder.glob("fixtures_*.py"))]
@@ -308,6 +309,9 @@ def write(directory: Path = DATA_DIR, seed: int = 0) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(str(path))
         written.append(path)
+    for module in family_modules():  # benchmarks without a hub copy, in their own file layout
+        for name, make in getattr(module, "FILE_FIXTURES", {}).items():
+            written += make(directory / name, random.Random(f"{seed}-{name}"))
     return written
 
 

@@ -36,6 +36,15 @@ def tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
         {k: [{"caption": _clean(c)} for c in v] for k, v in captions.items()})
 
 
+def tokenize_both(references: dict[str, list[str]],
+                  predictions: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(gts, res) as two tokenizer calls would give them, from one: the PTB tokenizer reads one
+    caption per line and keeps no state between lines, and each call starts a Java process."""
+    both = tokenize({**{f"g{i}": refs for i, refs in references.items()},
+                     **{f"r{i}": [p] for i, p in predictions.items()}})
+    return {i: both[f"g{i}"] for i in references}, {i: both[f"r{i}"] for i in predictions}
+
+
 def bleu4_statistic(gts: dict[str, list[str]], res: dict[str, list[str]],
                     ids: list[str]) -> Statistic:
     """Per-image BLEU counts (pycocoevalcap's cook functions, 'closest' reference length) whose
@@ -76,10 +85,9 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
 
-    gts = tokenize({i: refs for i, refs in zip(ids, references)})
-    res = tokenize({i: [p] for i, p in zip(ids, predictions)})
-    # pycocoevalcap iterates over gts' keys; keep our order so per-image arrays line up with ids.
-    gts, res = {i: gts[i] for i in ids}, {i: res[i] for i in ids}
+    # pycocoevalcap iterates over gts' keys: in `ids` order, so per-image arrays line up
+    gts, res = tokenize_both({i: refs for i, refs in zip(ids, references)},
+                             {i: p for i, p in zip(ids, predictions)})
     _, cider = Cider().compute_score(gts, res)
     _, rouge = Rouge().compute_score(gts, res)
     points = {}
@@ -92,3 +100,21 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
                     notes={"cider": "CIDEr-D (pycocoevalcap); interval: bootstrap over images "
                                     "with document frequencies fixed at the full set"})
     return scores, cider
+
+
+def cider_per_group(predictions: list[str], references: list[list[str]], ids: list[str],
+                    groups: list[str]) -> np.ndarray:
+    """Per-example CIDEr-D where each group (language) is its own evaluation: its document
+    frequencies come from its own references only, as big_vision's one coco_caption evaluator
+    per language. The PTB tokenizer works line by line, so one call tokenizes every group."""
+    from pycocoevalcap.cider.cider import Cider
+
+    gts, res = tokenize_both({i: refs for i, refs in zip(ids, references)},
+                             {i: p for i, p in zip(ids, predictions)})
+    values = np.zeros(len(ids))
+    for group in sorted(set(groups)):
+        members = [k for k, g in enumerate(groups) if g == group]
+        _, scores = Cider().compute_score({ids[k]: gts[ids[k]] for k in members},
+                                          {ids[k]: res[ids[k]] for k in members})
+        values[members] = scores
+    return values
