@@ -72,6 +72,8 @@ def metric_entries(scores: Scores, resamples: int, seed: int) -> dict[str, dict]
     entries.update({name: {"value": value, "n": len(scores.units), "stderr": None, "ci95": None,
                            "note": "corpus-level point value; no interval"}
                     for name, value in scores.points.items()})
+    for name in scores.lower_is_better:
+        entries[name]["higher_is_better"] = False
     return entries
 
 

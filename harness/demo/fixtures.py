@@ -255,7 +255,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            image = path.parent / row["url"]
+            # the column naming the image file beside the JSONL: `url` unless the row says
+            image = path.parent / row[row.pop("_image_column", "url")]
             image.parent.mkdir(parents=True, exist_ok=True)
             image.write_bytes(row.pop("_png"))
             handle.write(json.dumps(row) + "\n")
