@@ -14,6 +14,7 @@ absent and the reason recorded, never replaced by a proxy, and no run waits on t
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,14 @@ LEVELS = ("simple", "partial", "complete")   # the order of F1RadGraph(reward_le
 
 def model_folder() -> tuple[Path | None, str | None]:
     """(the folder holding radgraph's model folder, None) or (None, why it cannot be used)."""
+    # The package's own cache path, found without importing it (its import takes seconds).
     try:
-        from radgraph import radgraph as package
-    except ImportError:
+        version = metadata.version("radgraph")
+        from appdirs import user_cache_dir
+    except (metadata.PackageNotFoundError, ImportError):
         return None, "the radgraph package is not installed (pip install 'paligemma-eval[radiology]')"
-    folder = Path(os.environ.get("PALIGEMMA_RADGRAPH_DIR") or package.CACHE_DIR)
+    folder = Path(os.environ.get("PALIGEMMA_RADGRAPH_DIR")
+                  or Path(user_cache_dir("radgraph")) / version)
     if not (folder / MODEL_TYPE / "config.json").is_file():
         return None, (f"RadGraph model not found in {folder / MODEL_TYPE} (the package downloads "
                       f"StanfordAIMI/RRG_scorers radgraph.tar.gz from the Hugging Face hub: "
