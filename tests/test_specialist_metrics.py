@@ -60,10 +60,10 @@ def test_transcription_differing_in_case_or_punctuation_is_a_miss():
 
 
 def test_a_prediction_matches_at_most_one_word():
-    # two adjacent ground-truth words; one prediction covering both has IoU 0.5 with each:
-    # mutually best matching gives it to one word only (the first, on a tie).
-    truth = [word(0, 0, 100, 100, "AB"), word(100, 0, 200, 100, "AB")]
-    found = spot(f"{loc(0, 0, 100, 200)} AB", truth)
+    # two overlapping ground-truth words (x 0..100 and x 0..90); one prediction (x 0..95) has
+    # IoU 0.95 and 0.947 with them: mutually best matching gives it to the first word only.
+    truth = [word(0, 0, 100, 100, "AB"), word(0, 0, 90, 100, "AB")]
+    found = spot(f"{loc(0, 0, 100, 95)} AB", truth)
     assert found["precision"] == 1.0 and found["recall"] == 0.5
     assert found["f1"] == pytest.approx(2 * 1 / (1 + 2))
     # two predictions on one word: only one is a true positive
@@ -78,9 +78,17 @@ def test_dont_care_regions_remove_predictions_inside_them():
 
 
 def test_polygon_ground_truth_iou_with_shapely():
-    # a triangle of area 5000 inside the predicted 100 x 100 box: IoU 0.5 exactly, a match
+    # a right triangle of area 5000 inside the predicted 100 x 100 box: IoU 0.5 exactly, which
+    # HierText's epsilon (inter / (union + 1e-5)) puts just under the threshold: a miss. The
+    # triangle widened by a 2-pixel band along its hypotenuse (area 5198, IoU 0.52) matches.
     triangle = {"vertices": [[0, 0], [100, 0], [0, 100]], "text": "A", "legible": True}
-    assert spot(f"{loc(0, 0, 100, 100)} A", [triangle])["f1"] == 1.0
+    assert spotting.iou(spotting.polygon(triangle["vertices"]),
+                        spotting.polygon([[0, 0], [100, 0], [100, 100], [0, 100]])) \
+        == pytest.approx(0.5)
+    assert spot(f"{loc(0, 0, 100, 100)} A", [triangle])["f1"] == 0.0
+    pentagon = {"vertices": [[0, 0], [100, 0], [100, 2], [2, 100], [0, 100]], "text": "A",
+                "legible": True}
+    assert spot(f"{loc(0, 0, 100, 100)} A", [pentagon])["f1"] == 1.0
 
 
 # --- tables: TEDS, S-TEDS (IBM's definition), GriTS (Smock et al.) ------------------------------

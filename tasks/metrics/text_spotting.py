@@ -15,7 +15,9 @@ Matching follows google-research-datasets/hiertext `evaluator/evaluator.py`:
 - a matched pair is an end-to-end true positive when the transcriptions are equal, exactly.
 precision = tp / predictions, recall = tp / ground-truth words, F1 = 2 tp / (predictions + words),
 each a ratio of per-image counts (their intervals bootstrap over images). The same with box
-matches alone is the detection score (`det_*`).
+matches alone is the detection score (`det_*`). Areas and IoU are HierText's polygon ones, with
+its epsilon (1e-5) in each denominator. One difference: with no prediction at all, precision is
+undefined (null) here, where HierText's evaluator prints 1.0.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from paligemma_eval.harness.scores import Ratio
 IOU_THRESHOLD = 0.5
 DONT_CARE_THRESHOLD = 0.5  # HierText's filter_invalid_thr: share of a prediction inside don't-care
 LOC_MAX = 1023
+EPSILON = 1e-5  # HierText's, in every area ratio
 
 _BOX = re.compile(r"<loc(\d{4})><loc(\d{4})><loc(\d{4})><loc(\d{4})>")
 _STRAY_LOC = re.compile(r"<loc\d+>")
@@ -85,8 +88,14 @@ def polygon(vertices: list[list[float]]) -> Polygon:
 
 
 def iou(a: Polygon, b: Polygon) -> float:
-    union = a.union(b).area
-    return a.intersection(b).area / union if union else 0.0
+    """HierText's polygon IoU, its epsilon included: IoU exactly 0.5 falls just short."""
+    inter = a.intersection(b).area if a.area >= EPSILON and b.area >= EPSILON else 0.0
+    return inter / (a.area + b.area - inter + EPSILON)
+
+
+def inside_share(prediction: Polygon, region: Polygon) -> float:
+    """HierText's pixel precision of a prediction against a don't-care region."""
+    return prediction.intersection(region).area / (prediction.area + EPSILON)
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,8 @@ def match_image(predicted: list[tuple[Polygon, str]], truth: list[tuple[Polygon,
                 dont_care: list[Polygon]) -> ImageCounts:
     """HierText's per-image counts."""
     kept = [(shape, text) for shape, text in predicted
-            if not any(shape.area and shape.intersection(region).area / shape.area
-                       >= DONT_CARE_THRESHOLD for region in dont_care)]
+            if not any(inside_share(shape, region) >= DONT_CARE_THRESHOLD
+                       for region in dont_care)]
     detected = spotted = 0
     if kept and truth:
         ious = np.array([[iou(g, p) for p, _ in kept] for g, _ in truth])
