@@ -32,7 +32,8 @@ def model_folder() -> tuple[Path | None, str | None]:
         version = metadata.version("radgraph")
         from appdirs import user_cache_dir
     except (metadata.PackageNotFoundError, ImportError):
-        return None, "the radgraph package is not installed (pip install 'paligemma-eval[radiology]')"
+        return None, ("the radgraph package is not installed "
+                      "(pip install 'paligemma-eval[radiology]')")
     folder = Path(os.environ.get("PALIGEMMA_RADGRAPH_DIR")
                   or Path(user_cache_dir("radgraph")) / version)
     if not (folder / MODEL_TYPE / "config.json").is_file():
