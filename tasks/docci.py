@@ -8,7 +8,12 @@ reason in the results' notes. The sentence splitter is ours (tasks/metrics/capti
 the paper's is unpublished); the same statistics of the human descriptions are reported beside
 (`reference_avg_*`) as a yardstick. Images resized bilinearly with antialias.
 
-Hub copy: `google/docci`, split `qual_dev`; columns `example_id`, `description`, `image`.
+Data: DOCCI's release (google/docci on the hub: per-split CSVs and an images.tar.gz;
+storage.googleapis.com/docci/data: docci_descriptions.jsonlines and docci_images.tar.gz), whose
+records hold `example_id`, `split`, `image_file`, `description`. The images sit in a tarball, so
+the local layout (`--data-dir`) is the release's own: the `qual_dev` records as
+DIR/google/docci/default/qual_dev.jsonl, `image_file` a path relative to that file (the tarball
+extracted beside it).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def score_lengths(ids: list[str], predictions: list[str], targets: list[str]) ->
 def tasks() -> list[Task]:
     return [Task(name="docci_qual_dev", source=DatasetSource("google/docci", "qual_dev"),
                  prompt="caption en", target=description_target, scorer=score_lengths,
-                 columns=("description",), id_column="example_id", max_new_tokens=192,
+                 columns=("description",), id_column="example_id",
+                 image_column="image_file", max_new_tokens=192,
                  metric="avg_chars", resize="bilinear-antialias",
                  rule="mean characters and sentences per caption (our sentence splitter); NES "
                       "needs human raters: not computed",

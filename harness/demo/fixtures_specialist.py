@@ -13,7 +13,6 @@ import random
 from PIL import Image, ImageDraw
 
 from paligemma_eval.harness.demo import world
-from paligemma_eval.harness.demo.fixtures import _png
 
 ROWS = 8   # the end-to-end tests use 8; more would only lengthen the demo
 WORDS = ("EXIT", "Open", "SALE", "cafe", "No.7", "Bus", "STOP", "tea")
@@ -107,13 +106,16 @@ def molscribe(rng: random.Random) -> list[dict]:
 
 
 def docci(rng: random.Random) -> list[dict]:
+    """docci_descriptions.jsonlines records of the qual_dev split, images beside the file."""
     rows = []
     for i in range(ROWS):
         scene = world.random_scene(rng)
         description = (f"A {scene.background} background. {scene.caption.capitalize()}. "
                        f"Nothing else is visible in the image.")
-        rows.append({"example_id": f"qual_dev_{i:05d}", "description": description,
-                     "image": _png(scene)})
+        rows.append({"example_id": f"qual_dev_{i:05d}", "split": "qual_dev",
+                     "image_file": f"images/qual_dev_{i:05d}.jpg", "description": description,
+                     "_png": _png_of(scene.render(), "JPEG")["bytes"],
+                     "_image_column": "image_file"})
     return rows
 
 
@@ -154,9 +156,9 @@ FIXTURES = {
     ("ds4sd/PubTabNet_OTSL", None, "val"): tables(with_filename=True),
     ("antoniorv6/grandstaff", None, "test"): grandstaff,
     ("local/molscribe_chemdraw", None, "test"): molscribe,
-    ("google/docci", None, "qual_dev"): docci,
     ("local/mimic_cxr", None, "test"): mimic_cxr,
 }
 
-JSONL_FIXTURES = {("cambridgeltl/vsr_zeroshot", None, "test"): vsr,
+JSONL_FIXTURES = {("google/docci", None, "qual_dev"): docci,
+                  ("cambridgeltl/vsr_zeroshot", None, "test"): vsr,
                   ("cambridgeltl/vsr_random", None, "test"): vsr}
