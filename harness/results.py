@@ -22,7 +22,9 @@ from paligemma_eval.harness.scores import Ratio, Scores, bootstrap
 
 SCHEMA_VERSION = 1
 PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
-            "accelerate", "google-api-python-client")
+            "accelerate", "google-api-python-client",
+            # the specialist tasks' metric libraries (absent ones are recorded as null)
+            "shapely", "table-recognition-metric", "apted", "grits-metric", "rdkit", "radgraph")
 
 
 def _own_checkout() -> Path | None:
