@@ -24,7 +24,8 @@ from collections.abc import Iterable
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.tables import parse_table, reference_html, table_scores
+from paligemma_eval.tasks.metrics.tables import parse_table, reference_html
+from paligemma_eval.tasks.metrics.tables import score_tables as score_each
 
 PROMPT = "table html"
 METRICS = ("s_teds", "teds", "grits_top", "grits_con")
@@ -45,7 +46,7 @@ def table_target(row: Row) -> str:
 
 def score_tables(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
     tables = [parse_table(p) for p in predictions]
-    per_table = [table_scores(t, reference) for t, reference in zip(tables, targets)]
+    per_table = score_each(tables, targets)
     ratios = {name: Ratio.mean([s[name] for s in per_table]) for name in METRICS}
     ratios["unparsable_share"] = Ratio.mean([t is None for t in tables])
     return Scores(ids, ratios, lower_is_better=("unparsable_share",), notes={

@@ -148,6 +148,16 @@ def test_coords_are_stripped_and_an_unclosed_table_is_unparsable():
     assert scores.ratios["teds"].value == 0.5 and scores.ratios["unparsable_share"].value == 0.5
 
 
+def test_a_large_set_is_scored_in_workers_with_the_same_numbers(monkeypatch):
+    no_span = "<table><tr><td>A</td><td></td></tr><tr><td>B</td><td>C</td></tr></table>"
+    predictions = [SPANNING, no_span, None, SPANNING.replace(">C<", ">X<")]
+    serial = table_metrics.score_tables(predictions, [SPANNING] * 4)
+    monkeypatch.setattr(table_metrics, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(table_metrics.os, "cpu_count", lambda: 2)
+    assert table_metrics.score_tables(predictions, [SPANNING] * 4) == serial
+    assert [s["s_teds"] for s in serial] == [1.0, pytest.approx(1 - 2 / 6), 0.0, 1.0]
+
+
 def test_reference_html_is_pubtabnet_format_html():
     structure = ["<thead>", "<tr>", "<td", ' colspan="2"', ">", "</td>", "</tr>", "</thead>",
                  "<tbody>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</tbody>"]
