@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch only if absent; 2.13.0 is a CPU build on these machines (a bare `torch` is multi-GB CUDA).
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,detoxify]"
+	$(PY) -m pip install -q -e ".[dev,detoxify,chem]"
 	touch $@
 
 $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml

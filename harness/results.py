@@ -22,7 +22,9 @@ from paligemma_eval.harness.scores import Ratio, Scores, bootstrap
 
 SCHEMA_VERSION = 1
 PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
-            "accelerate", "google-api-python-client")
+            "accelerate", "google-api-python-client",
+            # the specialist tasks' metric libraries (absent ones are recorded as null)
+            "shapely", "table-recognition-metric", "apted", "grits-metric", "rdkit", "radgraph")
 
 
 def _own_checkout() -> Path | None:
@@ -72,6 +74,8 @@ def metric_entries(scores: Scores, resamples: int, seed: int) -> dict[str, dict]
     entries.update({name: {"value": value, "n": len(scores.units), "stderr": None, "ci95": None,
                            "note": "corpus-level point value; no interval"}
                     for name, value in scores.points.items()})
+    for name in scores.lower_is_better:
+        entries[name]["higher_is_better"] = False
     return entries
 
 

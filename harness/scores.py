@@ -71,6 +71,9 @@ class Scores:
     points: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     statistics: dict[str, Statistic] = field(default_factory=dict)
+    # metrics where less is better (error rates): results.json marks them higher_is_better:
+    # false, which `gate` reads
+    lower_is_better: tuple[str, ...] = ()
 
 
 def breakdown(name: str, values: np.ndarray | list[float],
