@@ -213,15 +213,19 @@ def test_xgqa_reads_every_language_split_tagged(data_dir):
     prepared = prepare(task("xgqa"), data_dir, None)
     languages = [t["language"] for t in prepared.targets.values()]
     assert sorted(set(languages)) == sorted(gqa.LANGUAGES) and len(languages) == 8 * 8
-    assert [p["split"] for p in prepared.provenance["parts"]] == list(gqa.LANGUAGES)
+    assert list(prepared.provenance["splits"]) == list(gqa.LANGUAGES)
+    assert languages[:8] == list(gqa.LANGUAGES)   # interleaved: --limit 8 is one per language
 
 
 def test_a_missing_language_split_is_named(data_dir):
-    source = DatasetSource("neulab/PangeaBench-xgqa", "bn+xx", split_column="language")
     from paligemma_eval.harness import data
 
-    with pytest.raises(DatasetError, match="PangeaBench-xgqa / xx"):
-        data.load(source, data_dir, "image")
+    partial = data.load(DatasetSource("neulab/PangeaBench-xgqa", "bn+xx", split_column="language"),
+                        data_dir, "image")
+    assert partial.provenance["absent_splits"] == ["xx"]   # recorded; card pairing needs none
+    with pytest.raises(DatasetError, match="PangeaBench-xgqa.*one of its splits"):
+        data.load(DatasetSource("neulab/PangeaBench-xgqa", "xx+yy", split_column="language"),
+                  data_dir, "image")
     assert isinstance(task("gqa_testdev").source.nested, Nested)
 
 
