@@ -145,20 +145,24 @@ def select_tasks(run: Run, names: list[str] | None) -> Run:
 
 def published_run(candidate: Run) -> Run:
     """A baseline made of the card numbers that reports/card_rows.json pairs with the candidate's
-    tasks (same benchmark, split and rule), for its variant; none for a demo or unknown model."""
+    tasks (same benchmark, split and rule), for its checkpoint (reports/published.card_pairing:
+    the row's fine-tune, a recorded server score); none for a demo or unknown model."""
     from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
-    tasks = {}
+    tasks, reasons = {}, []
     for name, result in candidate.tasks.items():
         for metric in result.get("metrics", {}):
-            found = published.card_value(name, metric, candidate.model)
+            found, why_not = published.card_pairing(name, metric, candidate.model, result)
             if found:
                 tasks.setdefault(name, {"metrics": {}, "source": f"{found['card']} card"})
                 tasks[name]["metrics"][metric] = {"value": found["value"]}
+            elif why_not:
+                reasons.append(f"{name}/{metric}: {why_not}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
-                             f"{', '.join(candidate.tasks)}")
+                             f"{', '.join(candidate.tasks)}" +
+                             (f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""))
     return Run(Path("published"), None, tasks)
 
 

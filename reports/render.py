@@ -32,6 +32,7 @@ class Cell:
     ci: tuple[float, float] | None = None
     published: float | None = None
     card: str | None = None
+    note: str | None = None             # why no card number, or how the checkpoint was paired
 
     @property
     def difference(self) -> float | None:
@@ -107,7 +108,7 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
             if metric is None or metric not in result["metrics"]:
                 continue
             entry = result["metrics"][metric]
-            card = published.card_value(name, metric, run.get("model"))
+            card, why_not = published.card_pairing(name, metric, run.get("model"), result)
             cards = published.card_rows().get(name)
             # the card's row label; else the task's own description (older results: its name)
             label = cards[0]["benchmark"] if cards else (result.get("description") or name)
@@ -117,11 +118,16 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
                 label, f"{metric} ({split}) · {name}{rule}" +
                 ("" if cards else " · no card number for this split or rule")))
             ci = entry.get("ci95")
-            scale = 100.0
+            scale = card["scale"] if card else 100.0
             cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
                         ci=(ci[0] * scale, ci[1] * scale) if ci else None)
+            flag = published.trained_on(name, run.get("model"))
             if card:
                 cell.published, cell.card = card["percent"], card["card"]
+                cell.note = card["checkpoint"] + (", evaluation server score recorded by the "
+                                                  "user" if card["server"] else "")
+            elif published.comparable(run.get("model")):   # the banner covers the others
+                cell.note = flag or why_not
             row.cells[run["_label"]] = cell
     order = sorted(rows, key=published.task_order)
     return columns, [rows[name] for name in order]
