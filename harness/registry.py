@@ -84,6 +84,9 @@ class Task:
     frames: Frames | None = None          # image_column holds a video: sampled into frames
     # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
     max_prompt_tokens: int | None = None
+    # The split is a subset of the hub copy's rows, chosen by id (VQAv2 minival: TFDS's order):
+    # the id column's values -> (indices of the rows kept, a record of the rule for provenance).
+    select_rows: Callable[[list[Any]], tuple[list[int], dict[str, Any]]] | None = None
 
     def format_prompt(self, row: Row) -> str:
         return self.prompt.format_map(row)

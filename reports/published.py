@@ -142,6 +142,7 @@ def server_recorded(result: dict[str, Any] | None, metric: str) -> bool:
     return entry.get("source") == SERVER_SOURCE
 
 
+# harness/server_scores.py writes this provenance on a score recorded from a test server
 SERVER_SOURCE = "evaluation server, recorded by the user"
 
 
@@ -198,6 +199,11 @@ def card_pairing(task: str, metric: str, model: dict[str, Any] | None,
             reasons.append("no card number: a test-server row; record the server's score "
                            "(record-server-score)")
             continue
+        selection = ((result or {}).get("dataset") or {}).get("selection") or {}
+        if selection.get("complete") is False:
+            reasons.append(f"no card number: the split was derived from {selection['from_rows']}"
+                           f" of {selection['expected_rows']} rows, so it is not the card's")
+            continue
         if (flag := trained_on(task, model)) is not None:
             reasons.append(f"no card number: {flag}")
             continue
@@ -232,3 +238,32 @@ def safety(card: str) -> list[dict[str, Any]]:
 def variant_rank(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER),
             variant)
+
+
+def coverage() -> dict[str, dict[str, int]]:
+    """Per card: its rows, those mapped to a task (or a recorded-server path), those whose
+    checkpoint was released (reproducible by evaluation alone), and those with a reason only."""
+    document = card_rows_document()
+    found: dict[str, dict[str, int]] = {}
+    for row in load()["benchmarks"]:
+        counts = found.setdefault(row["card"], {"rows": 0, "mapped": 0, "released_checkpoint": 0,
+                                                "reason_only": 0})
+        counts["rows"] += 1
+        entries = [e for e in document["rows"] if matching_rows(e) == [row]]
+        if not entries:
+            counts["reason_only"] += 1
+            continue
+        counts["mapped"] += 1
+        entry = entries[0]
+        name = "mix" if entry.get("checkpoint") == "mix" else entry["transfer"]
+        released = name == "mix" or bool(transfers().get(name, {}).get("released", {})
+                                          .get(row["card"]))
+        counts["released_checkpoint"] += released
+    return found
+
+
+if __name__ == "__main__":   # python -m paligemma_eval.reports.published: the coverage figure
+    for card_name, counts in coverage().items():
+        print(f"{card_name}: {counts['mapped']} of {counts['rows']} rows have a task "
+              f"({counts['released_checkpoint']} with a released checkpoint), "
+              f"{counts['reason_only']} carry a reason")

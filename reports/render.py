@@ -275,3 +275,98 @@ def render(paths: list[Path], fmt: str = "html", redact: bool = False,
                "not_paligemma": sorted(set(banner))}
     template = "report.html.j2" if fmt == "html" else "report.md.j2"
     return _environment().get_template(template).render(**context)
+
+
+def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, Any]:
+    """One card cell beside ours: the run of the checkpoint measured in this column."""
+    from paligemma_eval.reports.reproduce import measured_at
+
+    row, entry = line["row"], line["entry"]
+    cell: dict[str, Any] = {"card": row["card"], "table": row["table"],
+                            "benchmark": row["benchmark"], "column": column,
+                            "card_value": row["values"].get(column),
+                            "task": entry and entry["task"], "metric": entry and entry["metric"],
+                            "ours": None, "ci95": None, "difference": None,
+                            "difference_ci95": None, "run": None, "note": line["reason"]}
+    if entry is None or line["reason"]:
+        return cell
+    wanted = measured_at(entry) or column
+    for directory in dict.fromkeys(line["checkpoints"]):
+        path = out / directory / "results.json"
+        document = json.loads(path.read_text()) if path.is_file() else {}
+        model = document.get("model") or {}
+        if published.comparable(model) and published.card_column(model) != wanted:
+            continue    # another size's checkpoint (PaliGemma 2 columns)
+        result = (document.get("tasks") or {}).get(entry["task"])
+        metric = (result or {}).get("metrics", {}).get(entry["metric"])
+        if not metric:
+            cell["note"] = "not run yet" if not result else (
+                "submission written: record the server's score (record-server-score)"
+                if result.get("submission") else f"no {entry['metric']} in the result")
+            cell["run"] = directory
+            continue
+        card, why_not = published.card_pairing(entry["task"], entry["metric"], model, result)
+        scale = entry.get("scale", published.card_rows_document()["scale"])
+        value, ci = metric["value"], metric.get("ci95")
+        cell.update(run=directory, ours=None if value is None else value * scale,
+                    ci95=[ci[0] * scale, ci[1] * scale] if ci else None)
+        flag = published.trained_on(entry["task"], model)
+        if card and value is not None:
+            cell["difference"] = value * scale - card["percent"]
+            if ci:
+                cell["difference_ci95"] = [ci[0] * scale - card["percent"],
+                                           ci[1] * scale - card["percent"]]
+            cell["note"] = card["checkpoint"] + (", evaluation server score recorded by the "
+                                                 "user" if card["server"] else "")
+        else:
+            cell["card_shown"] = False
+            cell["note"] = flag or why_not or "no card number"
+        return cell
+    return cell
+
+
+def render_card(plan: Any, out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """The card's own table at the plan's resolution, Markdown, our number beside each card
+    number with the difference and its interval; plus the same cells as data (card.json)."""
+    cells = [_reproduced_cell(line, column, out) for line in plan.rows
+             for column in line["columns"]]
+    lines = [f"# {published.load()['cards'][plan.card]} at {plan.resolution} px: reproduction",
+             "", "Each cell: the card's number · ours [95% interval] · difference [interval]. "
+             "A card number stands beside ours only when our checkpoint is the one the card "
+             "measured (a released fine-tune for the row, a fine-tune the user declared, the mix "
+             "checkpoint for the mix table, a recorded server score for a test-server row).", ""]
+    for table in dict.fromkeys(c["table"] for c in cells):
+        mine = [c for c in cells if c["table"] == table]
+        columns = list(dict.fromkeys(c["column"] for c in mine))
+        lines += [f"## {table}", "", "| Benchmark | " + " | ".join(columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for benchmark in dict.fromkeys(c["benchmark"] for c in mine):
+            by_column = {c["column"]: c for c in mine if c["benchmark"] == benchmark}
+            texts = [_card_cell_text(by_column[col]) if col in by_column else "–"
+                     for col in columns]
+            lines.append(f"| {markdown_text(benchmark)} | " + " | ".join(texts) + " |")
+        lines.append("")
+    mapped = sum(1 for c in cells if c["task"])
+    lines.append(f"{mapped} of {len(cells)} cells have a task; the rest carry their reason.")
+    return "\n".join(lines) + "\n", cells
+
+
+def _card_cell_text(cell: dict[str, Any]) -> str:
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    parts = []
+    shown = cell.get("card_shown", True) and cell["card_value"] is not None
+    if shown:
+        parts.append(f"card {number(cell['card_value'])}")
+    if cell["ours"] is not None:
+        ci = cell["ci95"]
+        parts.append(f"**{number(cell['ours'])}**" +
+                     (f" [{number(ci[0])}, {number(ci[1])}]" if ci else ""))
+    if cell["difference"] is not None:
+        ci = cell["difference_ci95"]
+        parts.append(f"{cell['difference']:+.2f}" +
+                     (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+    if cell["note"]:
+        parts.append(markdown_text(cell["note"]))
+    return " · ".join(parts) or "–"
