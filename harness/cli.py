@@ -42,10 +42,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     cards = card_rows()
     for name, task in tasks.items():
         metric = task.headline or ("submission file" if task.submission else "-")
-        rows = "; ".join(f"{e['card']}: {e['benchmark']}" for e in cards.get(name, [])) or \
-            "no card row"
+        rows = "; ".join(f"{e['card']}: {e['benchmark']}" +
+                         (" (record the server's score)" if e.get("server") else "")
+                         for e in cards.get(name, [])) or "no card row"
+        # a split chosen from the hub copy's rows says how (VQAv2 minival)
+        subset = f"  |  split: {task.description}" if task.select_rows else ""
         print(f"{name:<{width}}  {metric:<16}  {task.source.describe()}  |  rule: "
-              f"{task.rule or '-'}  |  card: {rows}")
+              f"{task.rule or '-'}  |  card: {rows}{subset}")
     for group, members in sorted(registry.groups().items()):
         print(f"group {group}: {', '.join(members)}")
     for plugin, reason in registry.broken_plugins().items():

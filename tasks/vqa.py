@@ -123,8 +123,8 @@ def tasks() -> list[Task]:
         vqa_task("vqav2_minival", vqav2,
                  f"VQAv2 minival (PaliGemma 2 card): {MINIVAL_RULE}. Exact when the copy holds "
                  f"all {VQAV2_VAL_QUESTIONS:,} validation questions and big_vision's TFDS build "
-                 f"used this ordering (TFDS since 2019; older releases hashed keys with "
-                 f"CityHash / SipHash)", select_rows=minival),
+                 f"used this ordering (TFDS's md5 key order; its first releases hashed keys "
+                 f"with CityHash, then SipHash)", select_rows=minival),
         vqa_task("okvqa_val", okvqa, "OK-VQA val2014, big_vision's rule", SIMPLE),
         vqa_task("okvqa_val_official", okvqa, "OK-VQA val2014, official VQA rule"),
         vqa_task("textvqa_val", DatasetSource("lmms-lab/textvqa", "validation",
