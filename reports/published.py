@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,8 @@ def card_pairing(task: str, metric: str, model: dict[str, Any] | None,
             how = "mix checkpoint"
         elif declared:
             how = "fine-tune declared by the user"
+            if re.search(r"\b(val|minival|dev)\b", entry["benchmark"], re.I):
+                how += " (the card's fine-tune held this split out of its training data)"
         elif released and released[0] == entry["transfer"]:
             how = f"released {released[0]} fine-tune"
         elif released:

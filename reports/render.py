@@ -215,6 +215,9 @@ def provenance(runs: list[dict]) -> list[dict[str, Any]]:
         items.append({
             "path": run["_path"], "kind": run.get("kind", "benchmarks"),
             "model": run.get("model") or {}, "created": run.get("created"),
+            # pretrained / mix / released or declared fine-tune: which card rows it may meet
+            "checkpoint": published.checkpoint_role(run["model"]) if published.comparable(
+                run.get("model")) else None,
             "harness": run.get("harness", {}),
             "tasks": [{"name": n, "dataset": t.get("dataset", {}), "prompt": t.get("prompt"),
                        "decoding": t.get("decoding"), "failed": len(t.get("failed", [])),
