@@ -111,7 +111,10 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
             card, why_not = published.card_pairing(name, metric, run.get("model"), result)
             cards = published.card_rows().get(name)
             # the card's row label; else the task's own description (older results: its name)
-            label = cards[0]["benchmark"] if cards else (result.get("description") or name)
+            family = (run.get("model") or {}).get("family")
+            label = next((e["benchmark"] for e in cards or [] if e["metric"] == metric and
+                          e["card"] == family), cards[0]["benchmark"]) if cards else \
+                (result.get("description") or name)
             split = result.get("dataset", {}).get("split", "")
             rule = f" · {result['rule']}" if result.get("rule") else ""
             row = rows.setdefault(name, BenchmarkRow(

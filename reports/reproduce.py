@@ -132,7 +132,10 @@ def plan(card: str, resolution: int, checkpoints: dict[str, list[str]],
         if entry["task"] not in tasks:
             line["reason"] = f"task {entry['task']} is not registered in this installation"
             continue
-        specs, declared = checkpoints.get(entry["task"]) or checkpoints.get(transfer), True
+        # a task key names that task's fine-tune; the mix table only ever takes "mix"
+        specs = checkpoints.get(transfer) if transfer == "mix" else \
+            checkpoints.get(entry["task"]) or checkpoints.get(transfer)
+        declared = True
         if not specs:
             declared = False
             released = published.transfers().get(transfer, {}).get("released", {}).get(card, {})
@@ -160,7 +163,9 @@ def plan(card: str, resolution: int, checkpoints: dict[str, list[str]],
 def command(checkpoint: Checkpoint, out: Path, extra: list[str]) -> list[str]:
     argv = ["paligemma-eval", "run", "--model", checkpoint.spec, "--tasks",
             ",".join(checkpoint.tasks), "--output", str(out / checkpoint.directory)]
-    if checkpoint.declared:
+    if checkpoint.transfer == "mix":   # the mix table pairs with mix checkpoints, never declared
+        argv += ["--kind", "mix"]
+    elif checkpoint.declared:
         argv += ["--finetuned-for", ",".join(checkpoint.tasks)]
     return argv + extra
 

@@ -275,3 +275,13 @@ def test_a_rerun_keeps_the_score_recorded_for_the_same_submission(tmp_path):
     write_results(tmp_path, RELEASED_VQAV2, {"vqav2_test": result()})
     assert json.loads((tmp_path / "results.json").read_text())["tasks"]["vqav2_test"][
         "metrics"] == {}
+
+
+def test_finetuned_for_names_registered_tasks():
+    from paligemma_eval.harness.cli import finetuned_for
+    from paligemma_eval.harness.errors import UsageError
+
+    assert finetuned_for("okvqa_val,docvqa_val,okvqa_val") == ["docvqa_val", "okvqa_val"]
+    assert finetuned_for(None) == []
+    with pytest.raises(UsageError, match="unknown task"):
+        finetuned_for("okvqa_val,chart_qa")
