@@ -299,7 +299,11 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
     wanted = measured_at(entry) or column
     for directory in dict.fromkeys(line["checkpoints"]):
         path = out / directory / "results.json"
-        document = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            document = json.loads(path.read_text()) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            cell.update(run=directory, note=f"{path} is not a readable results file")
+            continue
         model = document.get("model") or {}
         if published.comparable(model) and published.card_column(model) != wanted:
             continue    # another size's checkpoint (PaliGemma 2 columns)
