@@ -57,7 +57,7 @@ class Plan:
     checkpoints: list[Checkpoint]
 
 
-def _row_columns(row: dict[str, Any], card: str, resolution: int) -> list[str]:
+def _row_columns(row: dict[str, Any], resolution: int) -> list[str]:
     """The columns of a card row measured at this resolution."""
     return [c for c in published.VARIANT_ORDER if c in row["values"] and
             str(resolution) in c.split("-")]
@@ -72,7 +72,7 @@ def _entry_columns(entry: dict[str, Any], row: dict[str, Any], resolution: int) 
     """The card columns of a row (or reason) at this resolution."""
     if measured_at(entry):
         return [entry["column"]] if measured_at(entry).startswith(f"{resolution}-") else []
-    return _row_columns(row, entry["card"], resolution)
+    return _row_columns(row, resolution)
 
 
 def read_checkpoints(path: Path | None) -> dict[str, list[str]]:
@@ -117,7 +117,7 @@ def plan(card: str, resolution: int, checkpoints: dict[str, list[str]],
         entry = entries[0] if entries else None
         described = entry or (reasons[0] if reasons else {})
         columns = _entry_columns(described, row, resolution) if described else \
-            _row_columns(row, card, resolution)
+            _row_columns(row, resolution)
         if not columns:
             continue
         line = {"row": row, "entry": entry, "columns": columns, "checkpoints": [],

@@ -120,7 +120,8 @@ def test_additional_benchmarks_pair_with_the_checkpoint_the_paper_measured():
     assert published.released_transfer(docci) == ("docci", "448-3B")
     card, _ = published.card_pairing("docci_qual_dev", "avg_chars", docci)
     assert (card["percent"], card["scale"], card["value"]) == (529.0, 1.0, 529.0)
-    at_224 = {**docci, "id": "/ck/docci-224", "resolution": 224, "finetuned_for": ["docci_qual_dev"]}
+    at_224 = {**docci, "id": "/ck/docci-224", "resolution": 224,
+              "finetuned_for": ["docci_qual_dev"]}
     card, why = published.card_pairing("docci_qual_dev", "avg_chars", at_224)
     assert card is None and "measured at 448-3B" in why
 
