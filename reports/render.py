@@ -335,16 +335,18 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
     return cell
 
 
+CARD_INTRO = ("Each cell: the card's number · ours [95% interval] · difference [interval]. "
+              "A card number stands beside ours only when our checkpoint is the one the card "
+              "measured (a released fine-tune for the row, a fine-tune the user declared, the "
+              "mix checkpoint for the mix table, a recorded server score for a test-server row).")
+
+
 def render_card(plan: Any, out: Path) -> tuple[str, list[dict[str, Any]]]:
     """The card's own table at the plan's resolution, Markdown, our number beside each card
     number with the difference and its interval; plus the same cells as data (card.json)."""
     cells = [_reproduced_cell(line, column, out) for line in plan.rows
              for column in line["columns"]]
-    lines = [f"# {published.load()['cards'][plan.card]} at {plan.resolution} px: reproduction",
-             "", "Each cell: the card's number · ours [95% interval] · difference [interval]. "
-             "A card number stands beside ours only when our checkpoint is the one the card "
-             "measured (a released fine-tune for the row, a fine-tune the user declared, the mix "
-             "checkpoint for the mix table, a recorded server score for a test-server row).", ""]
+    lines = [f"# {_card_title(plan)}", "", CARD_INTRO, ""]
     for table in dict.fromkeys(c["table"] for c in cells):
         mine = [c for c in cells if c["table"] == table]
         columns = list(dict.fromkeys(c["column"] for c in mine))
@@ -362,13 +364,16 @@ def render_card(plan: Any, out: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _card_cell_text(cell: dict[str, Any]) -> str:
+    # the card's own precision: fractions (SciCap BLEU-4, VSR) keep three decimals
+    digits = 3 if cell["card_value"] is not None and abs(cell["card_value"]) < 1 else 2
+
     def number(value: float | None) -> str:
-        return "–" if value is None else f"{value:.2f}"
+        return "–" if value is None else f"{value:.{digits}f}"
 
     parts = []
     shown = cell.get("card_shown", True) and cell["card_value"] is not None
     if shown:
-        parts.append(f"card {number(cell['card_value'])}")
+        parts.append(f"card {cell['card_value']:g}")
     if cell["ours"] is not None:
         ci = cell["ci95"]
         parts.append(f"**{number(cell['ours'])}**" +
@@ -380,3 +385,28 @@ def _card_cell_text(cell: dict[str, Any]) -> str:
     if cell["note"]:
         parts.append(markdown_text(cell["note"]))
     return " · ".join(parts) or "–"
+
+
+CARD_NAMES = {"paligemma": "PaliGemma", "paligemma2": "PaliGemma 2"}
+
+
+def _card_title(plan: Any) -> str:
+    return f"{CARD_NAMES[plan.card]} model card at {plan.resolution} px: reproduction " \
+        f"({published.load()['cards'][plan.card]})"
+
+
+def render_card_html(plan: Any, cells: list[dict[str, Any]]) -> str:
+    """The same table as one self-contained HTML page (card.html)."""
+    tables = []
+    for name in dict.fromkeys(c["table"] for c in cells):
+        mine = [c for c in cells if c["table"] == name]
+        columns = list(dict.fromkeys(c["column"] for c in mine))
+        lines = [{"benchmark": benchmark,
+                  "cells": [next((c for c in mine if c["benchmark"] == benchmark and
+                                  c["column"] == column), None) for column in columns]}
+                 for benchmark in dict.fromkeys(c["benchmark"] for c in mine)]
+        tables.append({"name": name, "columns": columns, "lines": lines})
+    environment = _environment()
+    environment.filters["abs"] = abs
+    return environment.get_template("card.html.j2").render(
+        title=_card_title(plan), intro=CARD_INTRO, tables=tables, tolerance=TOLERANCE)

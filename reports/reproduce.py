@@ -8,8 +8,8 @@ card's. PaliGemma 2 released no fine-tunes but DOCCI: `--checkpoints FILE` names
 Each checkpoint's run is its own run directory OUT/<transfer>[-<n>] (the runner resumes there), so
 a killed reproduction continues and a finished task is never recomputed. `--plan` prints one
 `paligemma-eval run` command per checkpoint (one line each: a SLURM array's lines) and runs
-nothing; without it, what is missing runs and everything is rendered to OUT/card.md and
-OUT/card.json.
+nothing; without it, what is missing runs and everything is rendered to OUT/card.md,
+OUT/card.html and OUT/card.json.
 
 --checkpoints FILE (JSON): {"<transfer or task>": "<checkpoint>" | ["<checkpoint>", ...]}; a
 transfer name (vqav2, chartqa, ...: reports/transfers.json) covers all its rows, a task name only
@@ -192,7 +192,7 @@ def passthrough(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from paligemma_eval.reports.render import render_card
+    from paligemma_eval.reports.render import render_card, render_card_html
 
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
@@ -227,6 +227,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     markdown, table = render_card(the_plan, args.output)
     (args.output / "card.md").write_text(markdown, encoding="utf-8")
     (args.output / "card.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
+    (args.output / "card.html").write_text(render_card_html(the_plan, table), encoding="utf-8")
     print(f"card: {(args.output / 'card.md').resolve()}")
     if failed:
         print(f"paligemma-eval reproduce: {len(failed)} checkpoint run(s) failed "

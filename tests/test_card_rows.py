@@ -195,6 +195,11 @@ def test_card_layout_from_fixture_results_with_a_recorded_server_score(tmp_path)
     # no ChartQA fine-tune was released (or the task is not built yet in this installation)
     assert chart["ours"] is None and ("no checkpoint released" in chart["note"] or
                                       "not registered" in chart["note"])
+    from paligemma_eval.reports.render import render_card_html
+
+    html = render_card_html(the_plan, cells)
+    assert "<th>VQAv2 (Test server - std)</th>" in html and "card 83.19" in html
+    assert 'class="agrees">+1.00</span>' in html and 'class="ours">86.80</span>' in html
     # rows outside --only are listed, with that reason
     assert next(c for c in cells if c["benchmark"] == "OKVQA (val)")["note"] == \
         "not selected (--only)"
