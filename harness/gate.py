@@ -156,7 +156,8 @@ def published_run(candidate: Run) -> Run:
             found, why_not = published.card_pairing(name, metric, candidate.model, result)
             if found:
                 tasks.setdefault(name, {"metrics": {}, "source": f"{found['card']} card"})
-                tasks[name]["metrics"][metric] = {"value": found["value"]}
+                tasks[name]["metrics"][metric] = {
+                    "value": found["value"], "higher_is_better": found["higher_is_better"]}
             elif why_not:
                 reasons.append(f"{name}/{metric}: {why_not}")
     if not tasks:
@@ -272,7 +273,9 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
             if metric not in candidate.tasks[task]["metrics"]:
                 raise GateInputError(f"{task}: metric {metric} missing from the candidate")
             entry = candidate.tasks[task]["metrics"][metric]
-            higher = entry.get("higher_is_better", True)
+            # the candidate's own direction, else the card row's (GrandStaff's error rates)
+            higher = entry.get("higher_is_better", baseline.tasks[task]["metrics"][metric].get(
+                "higher_is_better", True))
             base_value = baseline.tasks[task]["metrics"][metric]["value"]
             if base_value is None or entry["value"] is None:
                 continue  # undefined in one run (e.g. precision with no positive prediction)

@@ -291,3 +291,18 @@ def test_finetuned_for_names_registered_tasks():
     assert finetuned_for(None) == []
     with pytest.raises(UsageError, match="unknown task"):
         finetuned_for("okvqa_val,chart_qa")
+
+
+def test_a_lower_is_better_card_row_gates_a_rise(tmp_path):
+    from paligemma_eval.harness.gate import Run, gate, published_run
+
+    mine = model(id="/ck/pg2-3b-grandstaff-896", family="paligemma2", resolution=896,
+                 finetuned_for=["grandstaff_test"])
+    cer = {"value": 0.030, "n": 500, "ci95": [0.025, 0.035], "stderr": 0.002}
+    candidate = Run(tmp_path, mine, {"grandstaff_test": {"headline": "cer",
+                                                         "metrics": {"cer": cer}}})
+    baseline = published_run(candidate)
+    assert baseline.tasks["grandstaff_test"]["metrics"]["cer"] == {"value": 0.016,
+                                                                   "higher_is_better": False}
+    (check,) = gate(candidate, baseline, {})
+    assert not check.higher_is_better and check.regressed     # 3.0% against the card's 1.6%
