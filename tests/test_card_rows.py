@@ -306,3 +306,16 @@ def test_a_lower_is_better_card_row_gates_a_rise(tmp_path):
                                                                    "higher_is_better": False}
     (check,) = gate(candidate, baseline, {})
     assert not check.higher_is_better and check.regressed     # 3.0% against the card's 1.6%
+
+
+def test_the_published_gate_checks_the_metrics_the_card_prints(tmp_path):
+    from paligemma_eval.harness.gate import Run, gate, published_run
+
+    mine = model(id="/ck/pg2-coco35l", family="paligemma2", finetuned_for=["coco35l_dev"])
+    cider = lambda v: {"value": v, "n": 35, "ci95": [v - .02, v + .02], "stderr": .01}  # noqa
+    candidate = Run(tmp_path, mine, {"coco35l_dev": {"headline": "cider/avg", "metrics": {
+        "cider/avg": cider(1.14), "cider/avg34": cider(1.139), "cider/en": cider(1.384)}}})
+    checks = gate(candidate, published_run(candidate), {})
+    # PaliGemma 2's card prints en and avg34, not the avg headline
+    assert sorted(c.metric for c in checks) == ["cider/avg34", "cider/en"]
+    assert not any(c.regressed for c in checks)
