@@ -239,8 +239,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     parser = commands.add_parser("reproduce", help="run a model card's rows on their checkpoints "
                                                    "and render the card's table beside ours")
-    parser.add_argument("--card", required=True, choices=CARDS)
-    parser.add_argument("--resolution", required=True, type=int, choices=[224, 448, 896])
+    parser.add_argument("--card", required=True, choices=CARDS, help="which model card")
+    parser.add_argument("--resolution", required=True, type=int, choices=[224, 448, 896],
+                        help="the card's columns at this resolution")
     parser.add_argument("--output", required=True, type=Path,
                         help="one resumable run directory per checkpoint goes under it")
     parser.add_argument("--checkpoints", type=Path,
@@ -252,9 +253,11 @@ def add_commands(commands: Any) -> None:
                         help="only these transfers' rows (names as in reports/transfers.json)")
     parser.add_argument("--data-dir", type=Path, help="local copies of the datasets")
     parser.add_argument("--limit", type=int, help="first N examples of each task (smoke tests)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--device")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--bootstrap", type=int)
+    parser.add_argument("--batch-size", type=int, help="examples per generate call (run's "
+                                                        "default when not given)")
+    parser.add_argument("--device", help="auto, cpu or cuda:N (run's default: auto)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="run's default: bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--bootstrap", type=int, help="resamples for intervals (run's default)")
     parser.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for the RefCOCO rows")
     parser.set_defaults(func=cmd_reproduce)
