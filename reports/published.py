@@ -67,7 +67,6 @@ def card_row(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 SIZES = ("3B", "10B", "28B")
-RESOLUTIONS = (224, 448, 896)
 NOT_FINETUNED = "no card number: the card reports fine-tuned transfers"
 
 
