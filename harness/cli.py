@@ -42,10 +42,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     cards = card_rows()
     for name, task in tasks.items():
         metric = task.headline or ("submission file" if task.submission else "-")
-        rows = "; ".join(f"{e['card']}: {e['benchmark']}" for e in cards.get(name, [])) or \
-            "no card row"
+        rows = "; ".join(f"{e['card']}: {e['benchmark']}" +
+                         (" (record the server's score)" if e.get("server") else "")
+                         for e in cards.get(name, [])) or "no card row"
+        # a split chosen from the hub copy's rows says how (VQAv2 minival)
+        subset = f"  |  split: {task.description}" if task.select_rows else ""
         print(f"{name:<{width}}  {metric:<16}  {task.source.describe()}  |  rule: "
-              f"{task.rule or '-'}  |  card: {rows}")
+              f"{task.rule or '-'}  |  card: {rows}{subset}")
     for group, members in sorted(registry.groups().items()):
         print(f"group {group}: {', '.join(members)}")
     for plugin, reason in registry.broken_plugins().items():
@@ -143,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           args.dataset_revision or [])
     if not tasks:
         raise UsageError(f"--tasks {args.tasks!r}: no task names")
+    args.finetuned_for = finetuned_for(args.finetuned_for)
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight(tasks)
@@ -177,17 +181,32 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
               f"on {model.device}", file=sys.stderr)
     path = None
+    model_record = model.info.to_dict()
+    if args.finetuned_for:  # the user's word: which card rows this checkpoint's numbers may meet
+        model_record["finetuned_for"] = args.finetuned_for
     for task in tasks:
         result = run_task(model, task, options, prepared.pop(task.name))
         if result is not None:
             _print_summary(task.name, result)
             # written per task, under the lock: a later task's failure loses no finished one
-            path = write_results(args.output, model.info.to_dict(), {task.name: result},
+            path = write_results(args.output, model_record, {task.name: result},
                                  {"world_size": context.world_size})
     if path is not None:
         print(f"results: {path}")
     context.close()
     return 0
+
+
+def finetuned_for(value: str | None) -> list[str]:
+    """--finetuned-for TASK[,TASK]: registered task names, sorted (recorded in results.json)."""
+    if value is None:
+        return []
+    names = sorted({n for n in value.split(",") if n})
+    unknown = [n for n in names if n not in registry.all_tasks()]
+    if not names or unknown:
+        raise UsageError(f"--finetuned-for {value!r}: " + (f"unknown task(s) {', '.join(unknown)}"
+                         if unknown else "no task names"))
+    return names
 
 
 def pin_revisions(tasks: list, pins: list[str]) -> list:
@@ -324,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset-revision", action="append", metavar="TASK=REV",
                      help="pin a task's hub dataset to a revision (repeat; default: the "
                           "task's, recorded with its resolved commit in results.json)")
+    run.add_argument("--finetuned-for", metavar="TASK[,TASK]",
+                     help="declare the checkpoint your fine-tune for these tasks: their card "
+                          "rows' numbers then stand beside it (recorded in results.json)")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
                      help="vllm: optional extra, GPU only (default: %(default)s)")
     run.add_argument("--seg-decoder", type=Path,
@@ -361,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                          default="bfloat16", help="default: %(default)s")
     convert.set_defaults(func=cmd_convert)
 
-    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli"):
+    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli",
+                   "harness.server_scores", "reports.reproduce"):
         importlib.import_module(f"paligemma_eval.{module}").add_commands(commands)
     return parser
 

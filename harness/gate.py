@@ -145,20 +145,25 @@ def select_tasks(run: Run, names: list[str] | None) -> Run:
 
 def published_run(candidate: Run) -> Run:
     """A baseline made of the card numbers that reports/card_rows.json pairs with the candidate's
-    tasks (same benchmark, split and rule), for its variant; none for a demo or unknown model."""
+    tasks (same benchmark, split and rule), for its checkpoint (reports/published.card_pairing:
+    the row's fine-tune, a recorded server score); none for a demo or unknown model."""
     from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
-    tasks = {}
+    tasks, reasons = {}, []
     for name, result in candidate.tasks.items():
         for metric in result.get("metrics", {}):
-            found = published.card_value(name, metric, candidate.model)
+            found, why_not = published.card_pairing(name, metric, candidate.model, result)
             if found:
                 tasks.setdefault(name, {"metrics": {}, "source": f"{found['card']} card"})
-                tasks[name]["metrics"][metric] = {"value": found["value"]}
+                tasks[name]["metrics"][metric] = {
+                    "value": found["value"], "higher_is_better": found["higher_is_better"]}
+            elif why_not:
+                reasons.append(f"{name}/{metric}: {why_not}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
-                             f"{', '.join(candidate.tasks)}")
+                             f"{', '.join(candidate.tasks)}" +
+                             (f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""))
     return Run(Path("published"), None, tasks)
 
 
@@ -262,13 +267,20 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
     for task in tasks:
         rules = _policy_for(policy, task)
         metrics = rules.get("metrics") or [_headline(baseline.tasks[task], candidate.tasks[task])]
+        if baseline.path == Path("published") and not rules.get("metrics") and \
+                metrics[0] not in baseline.tasks[task]["metrics"]:
+            # the card prints other metrics of this task (PaliGemma 2: COCO-35L en and avg34,
+            # not the avg headline): gate those
+            metrics = list(baseline.tasks[task]["metrics"])
         for metric in metrics:
             if metric not in baseline.tasks[task]["metrics"]:
                 raise GateInputError(f"{task}: metric {metric} missing from the baseline")
             if metric not in candidate.tasks[task]["metrics"]:
                 raise GateInputError(f"{task}: metric {metric} missing from the candidate")
             entry = candidate.tasks[task]["metrics"][metric]
-            higher = entry.get("higher_is_better", True)
+            # the candidate's own direction, else the card row's (GrandStaff's error rates)
+            higher = entry.get("higher_is_better", baseline.tasks[task]["metrics"][metric].get(
+                "higher_is_better", True))
             base_value = baseline.tasks[task]["metrics"][metric]["value"]
             if base_value is None or entry["value"] is None:
                 continue  # undefined in one run (e.g. precision with no positive prediction)

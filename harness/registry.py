@@ -124,6 +124,9 @@ class Task:
     # target widget's box, big_vision's draw_bbox). Whatever of the row it reads must also be
     # in the target, so that an edit changes the example's resume key.
     image_transform: Callable[[Image, Row], Image] | None = None
+    # The split is a subset of the hub copy's rows, chosen by id (VQAv2 minival: TFDS's order):
+    # the id column's values -> (indices of the rows kept, a record of the rule for provenance).
+    select_rows: Callable[[list[Any]], tuple[list[int], dict[str, Any]]] | None = None
 
     @property
     def image_columns(self) -> tuple[str, ...]:

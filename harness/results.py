@@ -19,6 +19,7 @@ import numpy as np
 
 from paligemma_eval.harness.registry import Task
 from paligemma_eval.harness.scores import Ratio, Scores, bootstrap
+from paligemma_eval.harness.server_scores import carry_recorded
 
 SCHEMA_VERSION = 1
 PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
@@ -135,6 +136,7 @@ def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict
         scores = result.pop("_scores", None)
         if scores is not None:
             write_unit_scores(out / "scores" / f"{name}.json", scores)
+        carry_recorded(kept.get(name), result, out)   # a server's score for this submission
     document = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

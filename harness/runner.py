@@ -64,7 +64,11 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
     data.check_columns(loaded.rows, tuple(c for c in (task.id_column, *task.columns,
                                                       *task.extra_image_columns) if c),
                        task.name)
-    rows = loaded.rows.select(range(min(limit, len(loaded.rows)))) if limit else loaded.rows
+    rows, selection = loaded.rows, None
+    if task.select_rows is not None:   # before --limit: the first N of the split itself
+        kept, selection = task.select_rows(rows[task.id_column])
+        rows = rows.select(kept)
+    rows = rows.select(range(min(limit, len(rows)))) if limit else rows
     meta = rows.remove_columns([c for c in task.image_columns if c in rows.column_names])
     sizes = image_sizes(rows, task.image_column) if task.image_size else None
     ids, prompts, targets, failed, row_of = [], {}, {}, {}, {}
@@ -88,7 +92,8 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
             except (KeyError, TypeError, ValueError, IndexError) as error:
                 prompts.pop(example_id, None)
                 failed[example_id] = f"bad row: {type(error).__name__}: {error}"
-    provenance = {**loaded.provenance, "limit": limit, "num_examples": len(ids)}
+    provenance = {**loaded.provenance, "limit": limit, "num_examples": len(ids),
+                  **({"selection": selection} if selection else {})}
     return Prepared(task, rows, ids, prompts, targets, failed, provenance, row_of)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 PATH = Path(__file__).parent / "published.json"
 CARD_ROWS = Path(__file__).parent / "card_rows.json"
+TRANSFERS = Path(__file__).parent / "transfers.json"
 # Column order as the cards print them: PaliGemma 2 by resolution then size, PaliGemma 1 by kind.
 VARIANT_ORDER = ["224-3B", "224-10B", "224-28B", "448-3B", "448-10B", "448-28B", "896-3B",
                  "896-10B", "896-28B", "pt-224", "pt-448", "pt-896", "mix-224", "mix-448",
@@ -29,44 +31,204 @@ def value(benchmark: str, variant: str) -> tuple[float, str] | None:
 
 
 @lru_cache(maxsize=1)
+def card_rows_document() -> dict[str, Any]:
+    return json.loads(CARD_ROWS.read_text())
+
+
+@lru_cache(maxsize=1)
 def card_rows() -> dict[str, list[dict[str, Any]]]:
     """reports/card_rows.json by task: the card rows each task may be compared with."""
     by_task: dict[str, list[dict[str, Any]]] = {}
-    for entry in json.loads(CARD_ROWS.read_text())["rows"]:
+    for entry in card_rows_document()["rows"]:
         by_task.setdefault(entry["task"], []).append(entry)
     return by_task
 
 
+@lru_cache(maxsize=1)
+def transfers() -> dict[str, dict[str, Any]]:
+    """reports/transfers.json: the fine-tunes the cards' numbers were measured on."""
+    return json.loads(TRANSFERS.read_text())["transfers"]
+
+
+def matching_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the shipped card tables that a card_rows.json entry (or reason) names: card,
+    table and benchmark label, and `column` where one label has several rows (DOCCI 3B / 10B)."""
+    return [row for row in load()["benchmarks"] if row["card"] == entry["card"] and
+            row["table"] == entry["table"] and row["benchmark"] == entry["benchmark"] and
+            ("column" not in entry or entry["column"] in row["values"])]
+
+
 def card_row(entry: dict[str, Any]) -> dict[str, Any]:
     """The one row of the shipped card tables that a card_rows.json entry names."""
-    found = [row for row in load()["benchmarks"] if row["card"] == entry["card"] and
-             row["table"] == entry["table"] and row["benchmark"] == entry["benchmark"]]
+    found = matching_rows(entry)
     if len(found) != 1:
         raise LookupError(f"card_rows.json entry {entry} matches {len(found)} card rows")
     return found[0]
 
 
+SIZES = ("3B", "10B", "28B")
+NOT_FINETUNED = "no card number: the card reports fine-tuned transfers"
+
+
 def comparable(model: dict[str, Any] | None) -> bool:
-    """Only a published PaliGemma variant may stand beside card numbers: never an embedded or
-    unknown model, whatever `--kind` says."""
+    """Only a published PaliGemma shape may stand beside card numbers: never an embedded or
+    unknown model, whatever `--kind` says. (Which checkpoint it is decides the row: pairing.)"""
     model = model or {}
-    return not model.get("embedded") and model.get("size") in ("3B", "10B", "28B") and \
-        model.get("variant") in VARIANT_ORDER
+    return not model.get("embedded") and model.get("family") in ("paligemma", "paligemma2") \
+        and model.get("size") in SIZES and card_column(model) in VARIANT_ORDER
 
 
-def card_value(task: str, metric: str, model: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The card number this task's metric may be compared with, for the model's column:
-    {value (fraction), percent, card, table, benchmark}; None when no card has one."""
-    if not comparable(model):
-        return None
-    scale = json.loads(CARD_ROWS.read_text())["scale"]
-    for entry in card_rows().get(task, []):
-        row = card_row(entry)
-        if entry["metric"] == metric and model["variant"] in row["values"]:
-            percent = row["values"][model["variant"]]
-            return {"value": percent / scale, "percent": percent, "card": entry["card"],
-                    "table": entry["table"], "benchmark": entry["benchmark"]}
+def card_column(model: dict[str, Any]) -> str:
+    """The card column a checkpoint's number goes in: PaliGemma 2 `224-3B`; PaliGemma 1's
+    fine-tunes under the checkpoint they were transferred from (`pt-224`), mix under `mix-224`."""
+    resolution = model.get("resolution")
+    if resolution is None and "-" in str(model.get("variant", "")):   # older model records
+        head, _, tail = str(model["variant"]).partition("-")
+        resolution = head if model.get("family") == "paligemma2" else tail
+    if model.get("family") == "paligemma2":
+        return f"{resolution}-{model.get('size')}"
+    return f"{'mix' if model.get('kind') == 'mix' else 'pt'}-{resolution}"
+
+
+def released_transfer(model: dict[str, Any]) -> tuple[str, str] | None:
+    """(transfer, card column) when the checkpoint is a released fine-tune by its hub id (or
+    that id's `-jax` big_vision copy), and its shape is that checkpoint's."""
+    name = str(model.get("id") or "").removesuffix("-jax")
+    for transfer, record in transfers().items():
+        for family, by_column in record.get("released", {}).items():
+            for column, hub_id in by_column.items():
+                if name == hub_id and model.get("family") == family and \
+                        card_column({**model, "kind": "ft"}) == column:
+                    return transfer, column
     return None
+
+
+def checkpoint_role(model: dict[str, Any]) -> str:
+    """What the checkpoint is, in words, for the report's provenance line."""
+    released = released_transfer(model)
+    declared = model.get("finetuned_for") or []
+    if released:
+        return f"released {released[0]} fine-tune"
+    if declared:
+        return f"declared by the user as a fine-tune for {', '.join(declared)}"
+    return {"pt": "pretrained", "mix": "mix"}.get(model.get("kind") or "", "not a declared "
+                                                  "fine-tune")
+
+
+def big_vision_decoding(model: dict[str, Any]) -> bool:
+    """A run decoded with a checkpoint's own generation config is not the card's decoding
+    (model["decode_config"], where the loader records it: a name or {"source": name})."""
+    config = model.get("decode_config")
+    if config is None:
+        return True
+    source = config.get("source") or config.get("name") if isinstance(config, dict) else config
+    return source == "big_vision"
+
+
+def trained_on(task: str, model: dict[str, Any] | None) -> str | None:
+    """Why this checkpoint's number on this task is not held out, if it is not: a released
+    fine-tune trained on the task's split (big_vision README's train split column)."""
+    released = released_transfer(model or {})
+    if not released:
+        return None
+    record = transfers()[released[0]].get("trained_on") or {}
+    if task in record.get("tasks", []):
+        return f"trained on this split: {record['source']}"
+    return None
+
+
+def server_recorded(result: dict[str, Any] | None, metric: str) -> bool:
+    entry = ((result or {}).get("metrics") or {}).get(metric) or {}
+    return entry.get("source") == SERVER_SOURCE
+
+
+# harness/server_scores.py writes this provenance on a score recorded from a test server
+SERVER_SOURCE = "evaluation server, recorded by the user"
+
+
+def card_pairing(task: str, metric: str, model: dict[str, Any] | None,
+                 result: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """(the card number this task's metric stands beside, None) or (None, why not).
+
+    A card number belongs to a checkpoint: a transfer row pairs only with the released
+    fine-tune of that row's transfer at that resolution, or a checkpoint the user declared as
+    their fine-tune for the task (`run --finetuned-for`); PaliGemma 1's mix table only with a
+    mix checkpoint. A test-server row pairs only with a score recorded from the server. Never a
+    number measured on the checkpoint's own training split. (None, None): no card row at all."""
+    entries = [e for e in card_rows().get(task, []) if e["metric"] == metric]
+    if not entries:
+        return None, None
+    model = model or {}
+    if not comparable(model):
+        return None, "no card number: not a published PaliGemma variant"
+    if not big_vision_decoding(model):
+        return None, "no card number: decoded with the checkpoint's generation config, not " \
+                     "big_vision's"
+    column, reasons = card_column(model), []
+    released = released_transfer(model)
+    declared = task in (model.get("finetuned_for") or [])
+    for entry in entries:
+        if entry["card"] != model.get("family"):
+            continue
+        if entry.get("checkpoint") == "mix":
+            if model.get("kind") != "mix":
+                reasons.append("no card number: the card's mix table measures the mix checkpoints")
+                continue
+            how = "mix checkpoint"
+        elif declared:
+            how = "fine-tune declared by the user"
+            if re.search(r"\b(val|minival|dev)\b", entry["benchmark"], re.I):
+                how += " (the card's fine-tune held this split out of its training data)"
+        elif released and released[0] == entry["transfer"]:
+            how = f"released {released[0]} fine-tune"
+        elif released:
+            reasons.append(f"no card number: this is the released {released[0]} fine-tune; the "
+                           f"card's number was measured on the {entry['transfer']} fine-tune")
+            continue
+        else:
+            reasons.append(NOT_FINETUNED + (" (declare yours with run --finetuned-for)"
+                                            if model.get("kind") not in ("pt", "mix") else ""))
+            continue
+        row = card_row(entry)
+        # the additional-benchmark rows name the checkpoint the paper measured (the card prints
+        # no resolution); the others are measured at the column's own resolution and size
+        wanted = entry["checkpoint"] if entry.get("checkpoint", "mix") != "mix" else column
+        if wanted != column or entry.get("column", column) not in row["values"]:
+            reasons.append(f"no card number: the card has none for {column}" +
+                           (f" (this row was measured at {wanted})" if wanted != column else ""))
+            continue
+        if entry.get("server") and not server_recorded(result, metric):
+            reasons.append("no card number: a test-server row; record the server's score "
+                           "(record-server-score)")
+            continue
+        dataset = (result or {}).get("dataset") or {}
+        if dataset.get("absent_splits"):
+            reasons.append(f"no card number: {len(dataset['absent_splits'])} of the card's splits "
+                           f"were not in the data ({', '.join(dataset['absent_splits'][:5])}...)")
+            continue
+        selection = dataset.get("selection") or {}
+        if selection.get("complete") is False:
+            reasons.append(f"no card number: the split was derived from {selection['from_rows']}"
+                           f" of {selection['expected_rows']} rows, so it is not the card's")
+            continue
+        if (flag := trained_on(task, model)) is not None:
+            reasons.append(f"no card number: {flag}")
+            continue
+        percent = row["values"][entry.get("column", column)]
+        scale = entry.get("scale", card_rows_document()["scale"])
+        return {"value": percent / scale, "percent": percent, "scale": scale,
+                "card": entry["card"], "table": entry["table"], "benchmark": entry["benchmark"],
+                "checkpoint": how, "server": bool(entry.get("server")),
+                "higher_is_better": entry.get("higher_is_better", True)}, None
+    return None, (reasons[0] if reasons else "no card number: the card has no row for this "
+                  "family")
+
+
+def card_value(task: str, metric: str, model: dict[str, Any] | None,
+               result: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The card number this task's metric may be compared with, for the model's checkpoint:
+    {value (fraction), percent, scale, card, table, benchmark, checkpoint}; None when none may."""
+    return card_pairing(task, metric, model, result)[0]
 
 
 def task_order(task: str) -> tuple[int, str]:
@@ -83,3 +245,32 @@ def safety(card: str) -> list[dict[str, Any]]:
 def variant_rank(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER),
             variant)
+
+
+def coverage() -> dict[str, dict[str, int]]:
+    """Per card: its rows, those mapped to a task (or a recorded-server path), those whose
+    checkpoint was released (reproducible by evaluation alone), and those with a reason only."""
+    document = card_rows_document()
+    found: dict[str, dict[str, int]] = {}
+    for row in load()["benchmarks"]:
+        counts = found.setdefault(row["card"], {"rows": 0, "mapped": 0, "released_checkpoint": 0,
+                                                "reason_only": 0})
+        counts["rows"] += 1
+        entries = [e for e in document["rows"] if matching_rows(e) == [row]]
+        if not entries:
+            counts["reason_only"] += 1
+            continue
+        counts["mapped"] += 1
+        entry = entries[0]
+        name = "mix" if entry.get("checkpoint") == "mix" else entry["transfer"]
+        released = name == "mix" or bool(transfers().get(name, {}).get("released", {})
+                                          .get(row["card"]))
+        counts["released_checkpoint"] += released
+    return found
+
+
+if __name__ == "__main__":   # python -m paligemma_eval.reports.published: the coverage figure
+    for card_name, counts in coverage().items():
+        print(f"{card_name}: {counts['mapped']} of {counts['rows']} rows have a task "
+              f"({counts['released_checkpoint']} with a released checkpoint), "
+              f"{counts['reason_only']} carry a reason")

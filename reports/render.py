@@ -32,6 +32,7 @@ class Cell:
     ci: tuple[float, float] | None = None
     published: float | None = None
     card: str | None = None
+    note: str | None = None             # why no card number, or how the checkpoint was paired
 
     @property
     def difference(self) -> float | None:
@@ -107,21 +108,29 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
             if metric is None or metric not in result["metrics"]:
                 continue
             entry = result["metrics"][metric]
-            card = published.card_value(name, metric, run.get("model"))
+            card, why_not = published.card_pairing(name, metric, run.get("model"), result)
             cards = published.card_rows().get(name)
             # the card's row label; else the task's own description (older results: its name)
-            label = cards[0]["benchmark"] if cards else (result.get("description") or name)
+            family = (run.get("model") or {}).get("family")
+            label = next((e["benchmark"] for e in cards or [] if e["metric"] == metric and
+                          e["card"] == family), cards[0]["benchmark"]) if cards else \
+                (result.get("description") or name)
             split = result.get("dataset", {}).get("split", "")
             rule = f" · {result['rule']}" if result.get("rule") else ""
             row = rows.setdefault(name, BenchmarkRow(
                 label, f"{metric} ({split}) · {name}{rule}" +
                 ("" if cards else " · no card number for this split or rule")))
             ci = entry.get("ci95")
-            scale = 100.0
+            scale = card["scale"] if card else 100.0
             cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
                         ci=(ci[0] * scale, ci[1] * scale) if ci else None)
+            flag = published.trained_on(name, run.get("model"))
             if card:
                 cell.published, cell.card = card["percent"], card["card"]
+                cell.note = card["checkpoint"] + (", evaluation server score recorded by the "
+                                                  "user" if card["server"] else "")
+            elif published.comparable(run.get("model")):   # the banner covers the others
+                cell.note = flag or why_not
             row.cells[run["_label"]] = cell
     order = sorted(rows, key=published.task_order)
     return columns, [rows[name] for name in order]
@@ -209,6 +218,9 @@ def provenance(runs: list[dict]) -> list[dict[str, Any]]:
         items.append({
             "path": run["_path"], "kind": run.get("kind", "benchmarks"),
             "model": run.get("model") or {}, "created": run.get("created"),
+            # pretrained / mix / released or declared fine-tune: which card rows it may meet
+            "checkpoint": published.checkpoint_role(run["model"]) if published.comparable(
+                run.get("model")) else None,
             "harness": run.get("harness", {}),
             "tasks": [{"name": n, "dataset": t.get("dataset", {}), "prompt": t.get("prompt"),
                        "decoding": t.get("decoding"), "failed": len(t.get("failed", [])),
@@ -269,3 +281,132 @@ def render(paths: list[Path], fmt: str = "html", redact: bool = False,
                "not_paligemma": sorted(set(banner))}
     template = "report.html.j2" if fmt == "html" else "report.md.j2"
     return _environment().get_template(template).render(**context)
+
+
+def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, Any]:
+    """One card cell beside ours: the run of the checkpoint measured in this column."""
+    from paligemma_eval.reports.reproduce import measured_at
+
+    row, entry = line["row"], line["entry"]
+    cell: dict[str, Any] = {"card": row["card"], "table": row["table"],
+                            "benchmark": row["benchmark"], "column": column,
+                            "card_value": row["values"].get(column),
+                            "task": entry and entry["task"], "metric": entry and entry["metric"],
+                            "ours": None, "ci95": None, "difference": None,
+                            "difference_ci95": None, "run": None, "note": line["reason"]}
+    if entry is None or line["reason"]:
+        return cell
+    wanted = measured_at(entry) or column
+    for directory in dict.fromkeys(line["checkpoints"]):
+        path = out / directory / "results.json"
+        try:
+            document = json.loads(path.read_text()) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            cell.update(run=directory, note=f"{path} is not a readable results file")
+            continue
+        model = document.get("model") or {}
+        if published.comparable(model) and published.card_column(model) != wanted:
+            continue    # another size's checkpoint (PaliGemma 2 columns)
+        result = (document.get("tasks") or {}).get(entry["task"])
+        metric = (result or {}).get("metrics", {}).get(entry["metric"])
+        if not metric:
+            cell["note"] = "not run yet" if not result else (
+                "submission written: record the server's score (record-server-score)"
+                if result.get("submission") else f"no {entry['metric']} in the result")
+            cell["run"] = directory
+            continue
+        card, why_not = published.card_pairing(entry["task"], entry["metric"], model, result)
+        scale = entry.get("scale", published.card_rows_document()["scale"])
+        value, ci = metric["value"], metric.get("ci95")
+        cell.update(run=directory, ours=None if value is None else value * scale,
+                    ci95=[ci[0] * scale, ci[1] * scale] if ci else None)
+        flag = published.trained_on(entry["task"], model)
+        if card and value is not None:
+            cell["difference"] = value * scale - card["percent"]
+            if ci:
+                cell["difference_ci95"] = [ci[0] * scale - card["percent"],
+                                           ci[1] * scale - card["percent"]]
+            cell["note"] = card["checkpoint"] + (", evaluation server score recorded by the "
+                                                 "user" if card["server"] else "")
+        else:
+            cell["card_shown"] = False
+            cell["note"] = flag or why_not or "no card number"
+        return cell
+    return cell
+
+
+CARD_INTRO = ("Each cell: the card's number · ours [95% interval] · difference [interval]. "
+              "A card number stands beside ours only when our checkpoint is the one the card "
+              "measured (a released fine-tune for the row, a fine-tune the user declared, the "
+              "mix checkpoint for the mix table, a recorded server score for a test-server row).")
+
+
+def render_card(plan: Any, out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """The card's own table at the plan's resolution, Markdown, our number beside each card
+    number with the difference and its interval; plus the same cells as data (card.json)."""
+    cells = [_reproduced_cell(line, column, out) for line in plan.rows
+             for column in line["columns"]]
+    lines = [f"# {_card_title(plan)}", "", CARD_INTRO, ""]
+    for table in dict.fromkeys(c["table"] for c in cells):
+        mine = [c for c in cells if c["table"] == table]
+        columns = list(dict.fromkeys(c["column"] for c in mine))
+        lines += [f"## {table}", "", "| Benchmark | " + " | ".join(columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for benchmark in dict.fromkeys(c["benchmark"] for c in mine):
+            by_column = {c["column"]: c for c in mine if c["benchmark"] == benchmark}
+            texts = [_card_cell_text(by_column[col]) if col in by_column else "–"
+                     for col in columns]
+            lines.append(f"| {markdown_text(benchmark)} | " + " | ".join(texts) + " |")
+        lines.append("")
+    mapped = sum(1 for c in cells if c["task"])
+    lines.append(f"{mapped} of {len(cells)} cells have a task; the rest carry their reason.")
+    return "\n".join(lines) + "\n", cells
+
+
+def _card_cell_text(cell: dict[str, Any]) -> str:
+    # the card's own precision: fractions (SciCap BLEU-4, VSR) keep three decimals
+    digits = 3 if cell["card_value"] is not None and abs(cell["card_value"]) < 1 else 2
+
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    parts = []
+    shown = cell.get("card_shown", True) and cell["card_value"] is not None
+    if shown:
+        parts.append(f"card {cell['card_value']:g}")
+    if cell["ours"] is not None:
+        ci = cell["ci95"]
+        parts.append(f"**{number(cell['ours'])}**" +
+                     (f" [{number(ci[0])}, {number(ci[1])}]" if ci else ""))
+    if cell["difference"] is not None:
+        ci = cell["difference_ci95"]
+        parts.append(f"{cell['difference']:+.2f}" +
+                     (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+    if cell["note"]:
+        parts.append(markdown_text(cell["note"]))
+    return " · ".join(parts) or "–"
+
+
+CARD_NAMES = {"paligemma": "PaliGemma", "paligemma2": "PaliGemma 2"}
+
+
+def _card_title(plan: Any) -> str:
+    return f"{CARD_NAMES[plan.card]} model card at {plan.resolution} px: reproduction " \
+        f"({published.load()['cards'][plan.card]})"
+
+
+def render_card_html(plan: Any, cells: list[dict[str, Any]]) -> str:
+    """The same table as one self-contained HTML page (card.html)."""
+    tables = []
+    for name in dict.fromkeys(c["table"] for c in cells):
+        mine = [c for c in cells if c["table"] == name]
+        columns = list(dict.fromkeys(c["column"] for c in mine))
+        lines = [{"benchmark": benchmark,
+                  "cells": [next((c for c in mine if c["benchmark"] == benchmark and
+                                  c["column"] == column), None) for column in columns]}
+                 for benchmark in dict.fromkeys(c["benchmark"] for c in mine)]
+        tables.append({"name": name, "columns": columns, "lines": lines})
+    environment = _environment()
+    environment.filters["abs"] = abs
+    return environment.get_template("card.html.j2").render(
+        title=_card_title(plan), intro=CARD_INTRO, tables=tables, tolerance=TOLERANCE)

@@ -121,7 +121,8 @@ def test_gate_against_the_published_numbers(tmp_path):
                   model: dict | None = None) -> Path:
         path.mkdir()
         (path / "results.json").write_text(json.dumps({
-            "model": model or {"variant": "224-3B", "family": "paligemma2", "size": "3B"},
+            "model": model or {"variant": "224-3B", "family": "paligemma2", "size": "3B",
+                               "finetuned_for": [task]},
             "tasks": {task: {"headline": "accuracy", "metrics": {"accuracy": {
                 "value": value, "n": 5000, "ci95": [low, high], "stderr": 0.005}}}}}))
         return path

@@ -17,7 +17,8 @@ def fake_benchmark_run(path: Path, variant_fields: dict, value: float,
                        task_name: str = "textvqa_val") -> Path:
     path.mkdir(parents=True)
     model = {"id": "m", "family": "paligemma2", "size": "3B", "resolution": 224,
-             "dtype": "bfloat16", "kind": "pt", "variant": "224-3B", **variant_fields}
+             "dtype": "bfloat16", "kind": "pt", "variant": "224-3B",
+             "finetuned_for": [task_name], **variant_fields}
     task = {"headline": "accuracy", "prompt": "answer en {question}",
             "dataset": {"hub_id": "lmms-lab/textvqa", "split": "validation", "source": "hub"},
             "decoding": {"max_new_tokens": 32}, "n_examples": 10,

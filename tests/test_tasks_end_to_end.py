@@ -26,6 +26,10 @@ def test_every_task_runs_on_its_fixture(name, tmp_path, data_dir, tiny_model):
             assert len(rows) == 8 and {"answer"} < set(rows[0])
         return
     headline = result["metrics"][task.headline]
+    # every metric that reports/card_rows.json pairs with a card row is one this task reports
+    from paligemma_eval.reports.published import card_rows
+    assert {e["metric"] for e in card_rows().get(name, []) if not e.get("server")} <= \
+        set(result["metrics"]), name
     assert 0 <= headline["value"] and math.isfinite(headline["value"])
     assert headline["ci95"] is not None
 
