@@ -73,6 +73,10 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
     from its own files by the source's `reader`), image (or video) columns left undecoded."""
     if source.reader is not None:
         rows, provenance = _read_own_files(source, data_dir)
+    elif data_dir is None and source.local_only:
+        raise DatasetError(f"{source.describe()}: no hub copy exists; put its files under "
+                           f"--data-dir DIR as DIR/{source.hub_id}/{source.config or 'default'}/"
+                           f"{source.split}.jsonl (see the task's documentation)")
     elif data_dir is not None:
         path = local_path(source, data_dir)
         if path is None:

@@ -38,6 +38,9 @@ class DatasetSource:
     # No hub copy: the benchmark's own files under --data-dir/<hub_id>/, turned into rows by
     # this function, which also returns the files it read (hashed into the provenance).
     reader: Callable[[Path, str], tuple[list[dict], list[Path]]] | None = None
+    # No hub copy, but local files in the usual --data-dir layout (credentialed or unpublished
+    # data: MIMIC-CXR, RSVQA, MSR-VTT...): without --data-dir, one line saying so.
+    local_only: bool = False
 
     # `split` names several splits joined by "+" (the datasets library's split syntax): each is
     # read on its own and its rows get the split's name in this column (xGQA: a split per
@@ -48,7 +51,7 @@ class DatasetSource:
 
     def describe(self) -> str:
         config = f" [{self.config}]" if self.config else ""
-        local = " (local files only)" if self.reader else ""
+        local = " (local files only)" if self.reader or self.local_only else ""
         splits = self.split.split("+")
         split = f"{len(splits)} splits, {splits[0]} .. {splits[-1]}" if len(splits) > 1 \
             else self.split

@@ -47,7 +47,8 @@ def score_reports(ids: list[str], predictions: list[str], targets: list[str]) ->
 
 @register
 def tasks() -> list[Task]:
-    return [Task(name="mimic_cxr_test", source=DatasetSource("local/mimic_cxr", "test"),
+    return [Task(name="mimic_cxr_test", source=DatasetSource("local/mimic_cxr", "test",
+                                                              local_only=True),
                  prompt="{indication}", target=report_target, scorer=score_reports,
                  columns=("indication", "findings", "impression"), id_column="study_id",
                  max_new_tokens=256, metric="cider", resize="bilinear-antialias",

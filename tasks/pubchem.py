@@ -49,7 +49,8 @@ def score_smiles(ids: list[str], predictions: list[str], targets: list[str]) -> 
 
 @register
 def tasks() -> list[Task]:
-    return [Task(name="pubchem_test", source=DatasetSource("local/molscribe_chemdraw", "test"),
+    return [Task(name="pubchem_test", source=DatasetSource("local/molscribe_chemdraw", "test",
+                                                            local_only=True),
                  prompt="smiles", target=smiles_target, scorer=score_smiles,
                  columns=("SMILES",), id_column="image_id", image_column="file_path",
                  max_new_tokens=256, metric="full_match", resize="bilinear-antialias",

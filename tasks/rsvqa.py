@@ -57,7 +57,7 @@ def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores
 
 
 def rsvqa_task(name: str, dataset: str, split: str, description: str) -> Task:
-    return Task(name=name, source=DatasetSource(f"zenodo/{dataset}", split),
+    return Task(name=name, source=DatasetSource(f"zenodo/{dataset}", split, local_only=True),
                 prompt="answer en {question}",
                 target=lambda r: {"answers": [str(a) for a in r["answers"]], "type": r["type"]},
                 scorer=score, expand=non_numeric(dataset),

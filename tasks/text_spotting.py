@@ -63,7 +63,8 @@ def score_spotting(ids: list[str], predictions: list[str], targets: list[dict]) 
 
 
 def spotting_task(name: str, folder: str, description: str) -> Task:
-    return Task(name=name, source=DatasetSource(f"local/{folder}", "test"), prompt=PROMPT,
+    return Task(name=name, source=DatasetSource(f"local/{folder}", "test", local_only=True),
+                prompt=PROMPT,
                 target=spotting_target, scorer=score_spotting, columns=("words",),
                 id_column="image_id", max_new_tokens=2048, metric="f1", rule=RULE,
                 resize="bilinear-antialias", image_size=True, groups=("text_spotting",),

@@ -68,13 +68,14 @@ def qa_task(name: str, source: DatasetSource, frames: Frames, description: str) 
 
 @register
 def tasks() -> list[Task]:
+    local = dict(local_only=True)
     return [
-        caption_task("msrvtt_cap_test", DatasetSource("msrvtt/caption", "test"), "video_id",
-                     "captions", Frames(16, 9), 32, "MSR-VTT captioning test (local files)"),
-        qa_task("msrvtt_qa_test", DatasetSource("msrvtt/qa", "test"), Frames(16, 9),
+        caption_task("msrvtt_cap_test", DatasetSource("msrvtt/caption", "test", **local),
+                     "video_id", "captions", Frames(16, 9), 32, "MSR-VTT captioning test (local files)"),
+        qa_task("msrvtt_qa_test", DatasetSource("msrvtt/qa", "test", **local), Frames(16, 9),
                 "MSR-VTT QA test (local files)"),
-        caption_task("activitynet_cap_test", DatasetSource("activitynet/captions", "test"),
-                     "video_id", "captions", Frames(16, 30), 64,
+        caption_task("activitynet_cap_test",
+                     DatasetSource("activitynet/captions", "test", **local), "video_id", "captions", Frames(16, 30), 64,
                      "ActivityNet captions test (local files; big_vision's clips are internal)"),
         qa_task("activitynet_qa_test", DatasetSource("lmms-eval/ActivityNetQA", "test",
                                                      aliases=("lmms-lab/ActivityNetQA",)),
@@ -83,6 +84,6 @@ def tasks() -> list[Task]:
                                                  aliases=("lmms-lab/VATEX",)),
                      "videoID", "enCap", Frames(16, 7), 64,
                      "VATEX test, English captions (videos as local files)"),
-        qa_task("msvd_qa_test", DatasetSource("msvd/qa", "test"), Frames(8, 26),
+        qa_task("msvd_qa_test", DatasetSource("msvd/qa", "test", **local), Frames(8, 26),
                 "MSVD-QA test, 8 frames as its config (local files)"),
     ]
