@@ -71,11 +71,13 @@ def tasks() -> list[Task]:
     local = dict(local_only=True)
     return [
         caption_task("msrvtt_cap_test", DatasetSource("msrvtt/caption", "test", **local),
-                     "video_id", "captions", Frames(16, 9), 32, "MSR-VTT captioning test (local files)"),
+                     "video_id", "captions", Frames(16, 9), 32,
+                     "MSR-VTT captioning test (local files)"),
         qa_task("msrvtt_qa_test", DatasetSource("msrvtt/qa", "test", **local), Frames(16, 9),
                 "MSR-VTT QA test (local files)"),
         caption_task("activitynet_cap_test",
-                     DatasetSource("activitynet/captions", "test", **local), "video_id", "captions", Frames(16, 30), 64,
+                     DatasetSource("activitynet/captions", "test", **local), "video_id",
+                     "captions", Frames(16, 30), 64,
                      "ActivityNet captions test (local files; big_vision's clips are internal)"),
         qa_task("activitynet_qa_test", DatasetSource("lmms-eval/ActivityNetQA", "test",
                                                      aliases=("lmms-lab/ActivityNetQA",)),
