@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                          default="bfloat16", help="default: %(default)s")
     convert.set_defaults(func=cmd_convert)
 
-    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli"):
+    for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli",
+                   "reports.browse"):
         importlib.import_module(f"paligemma_eval.{module}").add_commands(commands)
     return parser
 

@@ -84,6 +84,12 @@ class Task:
     frames: Frames | None = None          # image_column holds a video: sampled into frames
     # big_vision's tolen(text_len): `<bos> prompt \n` cut to this many tokens (the "\n" too).
     max_prompt_tokens: int | None = None
+    # Why each example scored what it did, for the sample browser: (parsed predictions, targets)
+    # -> one dict per example, in order: "references" (list of str), "why" (list of str), and
+    # where the task localises, "boxes" ([{"role", "xywh"}] in image pixels), "polygons" and
+    # "mask" (bool array, image size); "unit" when the scoring unit is not the example (MMVP's
+    # pairs). None: the browser shows the score alone.
+    explain: Callable[[list[str], list[Any]], Iterable[dict[str, Any]]] | None = None
 
     def format_prompt(self, row: Row) -> str:
         return self.prompt.format_map(row)

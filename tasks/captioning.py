@@ -17,6 +17,9 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.metrics.captioning import caption_scores
@@ -32,6 +35,11 @@ def score_captions(ids: list[str], predictions: list[str], targets: list[dict]) 
     return scores
 
 
+def explain_captions(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
+    for t in targets:
+        yield {"references": t["references"]}
+
+
 def caption_task(name: str, source: DatasetSource, id_column: str, references: str,
                  description: str, image_column: str = "image", beams: int = 2) -> Task:
     def target(row: Row) -> dict:
@@ -41,6 +49,7 @@ def caption_task(name: str, source: DatasetSource, id_column: str, references: s
         return {"references": refs, "domain": row.get("domain")}
 
     return Task(name=name, source=source, prompt=PROMPT, target=target, scorer=score_captions,
+                explain=explain_captions,
                 columns=(references, image_column), id_column=id_column, num_beams=beams,
                 metric="cider", rule=f"CIDEr-D (pycocoevalcap, PTB tokenizer), {beams} beams",
                 image_column=image_column, resize="bilinear",
