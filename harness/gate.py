@@ -258,19 +258,25 @@ class FlipListing:
     candidate_outputs: dict[str, str]
     link: str | None = None
     names: tuple[str, str] = ("baseline", "candidate")
+    units: str | None = None              # what a unit is when it is not one example
 
     def headline(self) -> str:
         link = f"; browser: {printable(self.link)}" if self.link else ""
-        return (f"{printable(self.task)}/{printable(self.metric)}: {len(self.worse)} example(s) "
+        what = "unit" if self.units else "example"
+        return (f"{printable(self.task)}/{printable(self.metric)}: {len(self.worse)} {what}(s) "
                 f"worse (right -> wrong), {len(self.better)} better (wrong -> right), of "
                 f"{self.shared} shared{link}")
 
     def rows(self, limit: int) -> list[list[str]]:
         """[direction, id, baseline score, candidate score, baseline output, candidate output]
         for the first `limit` flips each way."""
+        def output(found: dict[str, str], unit: str) -> str:
+            return f"(a unit of {self.units}: outputs in the browser)" if self.units \
+                else _clip(found.get(unit))
+
         return [[direction, flip.unit, f"{flip.a:.2f}", f"{flip.b:.2f}",
-                 _clip(self.baseline_outputs.get(flip.unit)),
-                 _clip(self.candidate_outputs.get(flip.unit))]
+                 output(self.baseline_outputs, flip.unit),
+                 output(self.candidate_outputs, flip.unit)]
                 for direction, found in (("worse", self.worse), ("better", self.better))
                 for flip in found[:limit]]
 
@@ -319,7 +325,8 @@ def flip_listing(baseline: Run, candidate: Run, task: str, metric: str,
     outputs = [predictions(run.path, task, run.tasks[task]) if examples else {}
                for run in (baseline, candidate)]
     return FlipListing(task, metric, worse, better, sum(u in b for u in a), *outputs,
-                       link=browser_link(browser, candidate, task), names=names)
+                       link=browser_link(browser, candidate, task), names=names,
+                       units=None if examples else str(candidate.tasks[task]["notes"]["units"]))
 
 
 def _policy_for(policy: dict, task: str) -> dict:

@@ -110,20 +110,32 @@ class Images:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.full = full
         self.made = self.reused = 0
+        self.by_path: dict[str, str] = {}   # file cells (JSONL): one hash per file, not per row
+        self.full_files = {p.name.split("-full.")[0]: p.name
+                           for p in self.folder.glob("*-full.*")} if full else {}
 
     def add(self, cell: Any) -> dict[str, Any] | None:
+        from PIL import Image
+
         from paligemma_eval.harness import data
 
         if cell is None:
             return None
-        key = data.cell_fingerprint(cell)
+        path = cell.get("path") if isinstance(cell, dict) and not cell.get("bytes") else None
+        key = self.by_path.get(path) if path else None
+        if key is None:
+            key = data.cell_fingerprint(cell)
+            if path:
+                self.by_path[path] = key
         thumb = self.folder / f"{key}.jpg"
         entry = {"thumb": f"img/{key}.jpg"}
         raw = None
         if not thumb.exists():
             try:
                 raw = _cell_bytes(cell)
-                image = data.decode_image({"bytes": raw, "path": None})
+                image = Image.open(io.BytesIO(raw))
+                image.draft("RGB", (2 * THUMB, 2 * THUMB))   # a JPEG decodes at a fraction
+                image = image.convert("RGB")
             except Exception:   # an unreadable image: the example shows none, as it failed
                 return None
             image.thumbnail((THUMB, THUMB))
@@ -132,12 +144,11 @@ class Images:
         else:
             self.reused += 1
         if self.full:
-            existing = next(self.folder.glob(f"{key}-full.*"), None)
-            if existing is None:
+            if key not in self.full_files:
                 raw = raw if raw is not None else _cell_bytes(cell)
-                existing = self.folder / f"{key}-full.{_extension(raw)}"
-                existing.write_bytes(raw)
-            entry["full"] = f"img/{existing.name}"
+                self.full_files[key] = f"{key}-full.{_extension(raw)}"
+                (self.folder / self.full_files[key]).write_bytes(raw)
+            entry["full"] = f"img/{self.full_files[key]}"
         return entry
 
 
@@ -146,7 +157,10 @@ def _cell_bytes(cell: Any) -> bytes:
 
     if isinstance(cell, dict) and cell.get("bytes"):
         return cell["bytes"]
-    image = data.decode_image(cell)   # a path or URL: re-encoded losslessly
+    path = cell.get("path") if isinstance(cell, dict) else cell
+    if isinstance(path, str) and "://" not in path and Path(path).is_file():
+        return Path(path).read_bytes()
+    image = data.decode_image(cell)   # a URL: fetched and re-encoded losslessly
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
