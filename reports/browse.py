@@ -196,11 +196,14 @@ def _prepare_recorded(task: Any, dataset: dict, data_dir: Path | None) -> Any:
                                                                     revision=revision))
     prepared = prepare(task, data_dir, dataset.get("limit"))
     found = prepared.provenance
-    for key in ("sha256", "fingerprint", "split", "config", "num_examples"):
-        if dataset.get(key) is not None and found.get(key) != dataset.get(key):
+    # the local files' hash, the hub commit (when the hub could say), the examples
+    for key in ("sha256", "resolved_revision", "split", "config", "num_examples"):
+        recorded, now = dataset.get(key), found.get(key)
+        offline = key == "resolved_revision" and now is None   # the hub could not say
+        if recorded is not None and not offline and now != recorded:
             where = f"--data-dir {data_dir}" if data_dir else "the hub"
             raise BrowseError(f"{task.name}: the data in {where} is not the data the run scored "
-                              f"({key} {found.get(key)!r}, recorded {dataset.get(key)!r})")
+                              f"({key} {now!r}, recorded {recorded!r})")
     return prepared
 
 

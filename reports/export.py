@@ -91,7 +91,7 @@ def model_index(document: dict[str, Any], model_name: str | None,
     if not results:
         raise UsageError("the run has no metric values to export")
     name = model_name or (document.get("model") or {}).get("id") or "model"
-    return ModelCardData(model_name=name, eval_results=results).to_yaml()
+    return ModelCardData(model_name=name, eval_results=results).to_yaml().rstrip("\n") + "\n"
 
 
 def benchmark_entries(document: dict[str, Any], benchmarks: list[str],

@@ -251,7 +251,8 @@ def test_gate_names_the_flipped_examples_in_summary_and_junit(runs, tmp_path):
     summary = (tmp_path / "s.md").read_text()
     section = summary.split("**vqav2_val/accuracy**")[1].split("**", 1)[0]
     assert f"{len(worse)} worse (right -> wrong), {len(better)} better" in section
-    assert "artifacts/browser/index.html#task=vqav2_val&show=flipped" in section
+    # the link, & as an entity (Markdown decodes it in a link destination)
+    assert "(artifacts/browser/index.html#task=vqav2_val&amp;show=flipped)" in section
     rows = [line for line in section.splitlines() if line.startswith("| worse")]
     assert [row.split(" | ")[1] for row in rows] == worse[:3]
     for row, unit in zip(rows, worse):    # both runs' outputs, from the prediction files
