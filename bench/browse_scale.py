@@ -94,7 +94,7 @@ def paint(index: Path) -> dict[str, float]:
             page.goto("about:blank")
             started = time.perf_counter()
             page.goto(f"{index.as_uri()}#{fragment}")
-            page.wait_for_function("document.body.dataset.ready === location.hash",
+            page.wait_for_selector(f'body[data-ready="#{fragment}"]', state="attached",
                                    timeout=600_000)
             figures[name] = time.perf_counter() - started
             if name == "page one":

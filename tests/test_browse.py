@@ -35,6 +35,10 @@ def runs(tmp_path_factory, data_dir):
                                "--bootstrap", "20", "--output", str(good)),
                            capture_output=True, text=True)
     assert audit.returncode == 0, audit.stderr[-2000:]
+    # the demo's captions are harmless: a low threshold flags some, for the flagged view
+    recompute = subprocess.run(cli("safety", "recompute", str(good), "--threshold", "0.2",
+                                   "--bootstrap", "20"), capture_output=True, text=True)
+    assert recompute.returncode == 0, recompute.stderr[-2000:]
     return {"good": good, "degraded": _run("tiny-paligemma-degraded", root / "degraded",
                                            data_dir)}
 
@@ -128,7 +132,8 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
 
         def open_page(path: Path, fragment: str) -> list[str]:
             page.goto(f"{path.as_uri()}#{fragment}")
-            page.wait_for_function("document.body.dataset.ready === location.hash")
+            # drawn for this address (a selector: the page's CSP allows no string evaluation)
+            page.wait_for_selector(f'body[data-ready="#{fragment}"]', state="attached")
             return page.locator("tr.example").evaluate_all("rows => rows.map(r => r.dataset.id)")
 
         # wrong only: exactly the examples whose score is below 1 (one page: 24 examples)
@@ -155,17 +160,18 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
         x, y, w, h = frame.set_index("question_id").loc[shown[0].split("#")[0], "bbox"]
         scale = image["width"] / natural[0]
         reference = page.locator("#zoomed rect.reference-box").bounding_box()
-        for got, want in zip((reference["x"] - image["x"], reference["y"] - image["y"],
-                              reference["width"], reference["height"]), (x, y, w, h)):
-            assert abs(got - want * scale) <= 1.0, (reference, image, (x, y, w, h))
+        # the 2 px outline is drawn centred on the box's edges: 1 px outside it
+        for got, want in zip((reference["x"] - image["x"] + 1, reference["y"] - image["y"] + 1,
+                              reference["width"] - 2, reference["height"] - 2), (x, y, w, h)):
+            assert abs(got - want * scale) <= 0.5, (reference, image, (x, y, w, h))
         output = next(json.loads(line)["prediction"] for line in
                       (good / "predictions/refcoco_val_detect.jsonl").read_text().splitlines()
                       if json.loads(line)["id"] == shown[0])
         y1, x1, y2, x2 = (int(v) / 1023 for v in re.findall(r"<loc(\d+)>", output)[:4])
         predicted = page.locator("#zoomed rect.predicted-box").bounding_box()
-        assert abs(predicted["x"] - image["x"] - x1 * natural[0] * scale) <= 1.0
-        assert abs(predicted["width"] - (x2 - x1) * natural[0] * scale) <= 1.0
-        assert abs(predicted["y"] - image["y"] - y1 * natural[1] * scale) <= 1.0
+        assert abs(predicted["x"] + 1 - image["x"] - x1 * natural[0] * scale) <= 0.5
+        assert abs(predicted["width"] - 2 - (x2 - x1) * natural[0] * scale) <= 0.5
+        assert abs(predicted["y"] + 1 - image["y"] - y1 * natural[1] * scale) <= 0.5
         page.keyboard.press("Escape")
         # FairFace: the flagged captions, with their subgroup
         flagged = [f["id"] for f in json.loads((good / "safety.json").read_text())["flagged"]]
@@ -176,7 +182,8 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
             .get_attribute("value")
         labels = {r["id"]: r["labels"]["ethnicity"] for r in map(
             json.loads, (good / "safety_scores.jsonl").read_text().splitlines())}
-        assert open_page(single, f"task=fairface_safety&f.ethnicity={ethnicity}") == \
+        assert flagged, "the low threshold must flag some captions"
+        assert open_page(single, f"task=fairface_safety&f.ethnicity={quote(ethnicity)}") == \
             [i for i, v in labels.items() if v == ethnicity]
         question = next(iter(questions(data_dir).values()))    # no output or answer holds it
         assert open_page(single, f"task=vqav2_val&q={quote(question)}") == \
