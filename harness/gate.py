@@ -227,6 +227,7 @@ class Check:
     require_significance: bool
     worse_by: float = field(init=False)    # how far the metric moved the wrong way
     regressed: bool = field(init=False)
+    listing: FlipListing | None = None     # the examples behind it, when both runs kept them
 
     def __post_init__(self) -> None:
         difference = self.comparison["difference"]
@@ -384,8 +385,7 @@ def markdown_cell(text: Any) -> str:
     return html.escape(printable(text)).replace("|", "&#124;")
 
 
-def junit_xml(checks: list[Check], error: str | None = None,
-              listings: dict[int, FlipListing] | None = None, limit: int = 5) -> str:
+def junit_xml(checks: list[Check], error: str | None = None, limit: int = 5) -> str:
     suite = ElementTree.Element("testsuite", name="paligemma-eval gate",
                                 tests=str(len(checks) or 1 if error else len(checks)),
                                 failures=str(sum(c.regressed for c in checks)),
@@ -402,9 +402,8 @@ def junit_xml(checks: list[Check], error: str | None = None,
             failure.text = check.describe()
         else:
             ElementTree.SubElement(case, "system-out").text = check.describe()
-        listing = (listings or {}).get(id(check))
-        if listing is not None:
-            (failure if check.regressed else case[-1]).text += "\n" + listing.text(limit)
+        if check.listing is not None:
+            (failure if check.regressed else case[-1]).text += "\n" + check.listing.text(limit)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
@@ -425,7 +424,7 @@ HEADER = ["task", "metric", "baseline x100", "candidate x100", "difference", "95
 
 
 def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None,
-             listings: dict[int, FlipListing] | None = None, limit: int = 5) -> str:
+             limit: int = 5) -> str:
     lines = ["## paligemma-eval gate", "",
              f"Baseline `{markdown_cell(baseline)}`, candidate `{markdown_cell(candidate)}`. "
              "Values x100, the report's and the cards' scale (results.json and the policy hold "
@@ -440,8 +439,7 @@ def markdown(checks: list[Check], baseline: str, candidate: str, error: str | No
     lines.append("")
     lines.append(f"**{verdict} regression(s)** in {len(checks)} checked metric(s)." if verdict
                  else f"No regression in {len(checks)} checked metric(s).")
-    lines += _markdown_flips([listings[id(c)] for c in checks if id(c) in (listings or {})],
-                             limit)
+    lines += _markdown_flips([c.listing for c in checks if c.listing is not None], limit)
     return "\n".join(lines) + "\n"
 
 
@@ -473,13 +471,12 @@ def text_table(checks: list[Check]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
-def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None,
-                   listings: dict[int, FlipListing] | None = None) -> None:
+def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None) -> None:
     if args.junit:
-        args.junit.write_text(junit_xml(checks, error, listings, args.flips))
+        args.junit.write_text(junit_xml(checks, error, args.flips))
     if args.summary:
         args.summary.write_text(markdown(checks, str(args.baseline), str(args.candidate), error,
-                                         listings, args.flips))
+                                         args.flips))
 
 
 def _task_list(value: str | None) -> list[str] | None:
@@ -509,13 +506,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
         _write_reports(args, [], message)
         return 2
-    listings = {id(c): found for c in checks
-                if (found := flip_listing(baseline, candidate, c.task, c.metric, args.browser))}
+    for check in checks:
+        check.listing = flip_listing(baseline, candidate, check.task, check.metric, args.browser)
     print(text_table(checks))
     for check in checks:
-        if id(check) in listings:
-            print(listings[id(check)].text(args.flips))
-    _write_reports(args, checks, None, listings)
+        if check.listing is not None:
+            print(check.listing.text(args.flips))
+    _write_reports(args, checks, None)
     regressed = [c for c in checks if c.regressed]
     for check in regressed:
         print(f"REGRESSED {check.describe()}", file=sys.stderr)

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from paligemma_eval.reports.render import render
 from tests.conftest import ROOT, cli
 from tests.test_report import EVIL, RTL
 
-TASKS = "vqav2_val,pope_random,refcoco_val_detect"
+TASKS = "vqav2_val,refcoco_val_detect"
 
 
 def _run(model: str, out: Path, data_dir: Path) -> Path:
@@ -39,8 +40,9 @@ def runs(tmp_path_factory, data_dir):
     recompute = subprocess.run(cli("safety", "recompute", str(good), "--threshold", "0.2",
                                    "--bootstrap", "20"), capture_output=True, text=True)
     assert recompute.returncode == 0, recompute.stderr[-2000:]
-    return {"good": good, "degraded": _run("tiny-paligemma-degraded", root / "degraded",
-                                           data_dir)}
+    degraded = _run("tiny-paligemma-degraded", root / "degraded", data_dir)
+    browse(good / "browser", good, data_dir=data_dir)    # RUN/browser: beside the run
+    return {"good": good, "degraded": degraded, "single": good / "browser" / "index.html"}
 
 
 def browse(out: Path, *runs: Path, data_dir: Path) -> Path:
@@ -58,24 +60,25 @@ def scores(run: Path, task: str, metric: str) -> dict[str, float]:
 
 def test_the_browser_refuses_data_other_than_the_runs(runs, tmp_path, data_dir):
     other = tmp_path / "data"
-    shutil.copytree(data_dir / "lmms-lab" / "POPE", other / "lmms-lab" / "POPE")
-    frame = pd.read_parquet(other / "lmms-lab/POPE/Full/random.parquet")
+    shutil.copytree(data_dir / "lmms-lab" / "VQAv2", other / "lmms-lab" / "VQAv2")
+    frame = pd.read_parquet(other / "lmms-lab/VQAv2/default/validation.parquet")
     frame.loc[0, "question"] = "edited since the run"
-    frame.to_parquet(other / "lmms-lab/POPE/Full/random.parquet")
-    done = subprocess.run(cli("browse", str(runs["good"]), "--tasks", "pope_random",
+    frame.to_parquet(other / "lmms-lab/VQAv2/default/validation.parquet")
+    done = subprocess.run(cli("browse", str(runs["good"]), "--tasks", "vqav2_val",
                               "--data-dir", str(other), "--output", str(tmp_path / "b")),
                           capture_output=True, text=True)
     assert done.returncode == 2 and "is not the data the run scored (sha256" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_the_report_links_each_row_to_its_browser_page(runs, tmp_path, data_dir):
-    run = tmp_path / "run"
-    shutil.copytree(runs["good"], run)
-    browse(run / "browser", run, data_dir=data_dir)   # RUN/browser: written beside the run
-    html = render([run], output=tmp_path / "report.html")
-    assert 'href="./run/browser/index.html#task=vqav2_val"' in html
+def test_the_report_links_each_row_to_its_browser_page(runs, tmp_path):
+    run = runs["good"]
+    html = render([run], output=run.parent / "report.html")
+    assert 'href="./good/browser/index.html#task=vqav2_val"' in html
     assert "#task=refcoco_val_detect" in html
+    elsewhere = render([run], output=tmp_path / "report.html")    # relative from anywhere
+    assert f'href="./{Path(os.path.relpath(run, tmp_path)).as_posix()}/browser/index.html' \
+        f'#task=vqav2_val"' in elsewhere
     assert "index.html#task" not in render([run])      # no output path: no link is guessed
 
 
@@ -116,8 +119,7 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
         print("\n" + "!" * 70 + "\nSKIPPING BROWSER TEST: chromium or playwright is not installed"
               "\n" + "!" * 70, file=sys.stderr)
         pytest.skip("chromium / playwright not installed: the browser check did NOT run")
-    good, degraded = runs["good"], runs["degraded"]
-    single = browse(tmp_path / "single", good, data_dir=data_dir)
+    good, degraded, single = runs["good"], runs["degraded"], runs["single"]
     pair = browse(tmp_path / "pair", good, degraded, data_dir=data_dir)
     hostile_run, hostile_data = hostile_copy(runs, tmp_path, data_dir)
     hostile = browse(tmp_path / "hostile-browser", hostile_run, data_dir=hostile_data)
@@ -137,7 +139,7 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
             return page.locator("tr.example").evaluate_all("rows => rows.map(r => r.dataset.id)")
 
         # wrong only: exactly the examples whose score is below 1 (one page: 24 examples)
-        for task, metric in (("vqav2_val", "accuracy"), ("pope_random", "accuracy")):
+        for task, metric in (("vqav2_val", "accuracy"), ("refcoco_val_detect", "box_acc@0.5")):
             wrong = [u for u, s in scores(good, task, metric).items() if s < 1]
             assert open_page(single, f"task={task}&show=wrong") == wrong, task
         assert len(open_page(single, "task=vqav2_val")) == 24
