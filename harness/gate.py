@@ -34,7 +34,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from paligemma_eval.harness.examples import Flip, flips, predictions, unit_scores, units_are_examples
+from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
+                                             units_are_examples)
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
 

@@ -52,7 +52,8 @@ def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int) -> list
     test = DatasetSource("lmms-lab/DocVQA", "test", config)
     return [
         Task(name=f"{stem}_val", source=source, target=anls_target, scorer=score_anls,
-             explain=explain_anls, columns=("question", "answers"), metric="anls", rule="ANLS, threshold 0.5",
+             explain=explain_anls, columns=("question", "answers"), metric="anls",
+             rule="ANLS, threshold 0.5",
              description=f"{config} validation, ANLS", **common),
         Task(name=f"{stem}_test", source=test, target=lambda r: None, scorer=None,
              columns=("question",), submission=submission_as("questionId"),

@@ -57,7 +57,8 @@ def explain_mmvp(predictions: list[str], targets: list[dict]) -> Iterator[dict[s
 @register
 def task() -> Task:
     return Task(name="mmvp", source=DatasetSource("lmms-lab-eval/MMVP", "train"),
-                prompt="answer en {Question} {Options}", target=target, scorer=score_mmvp, explain=explain_mmvp,
+                prompt="answer en {Question} {Options}", target=target, scorer=score_mmvp,
+                explain=explain_mmvp,
                 columns=("Question", "Options", "Correct Answer"), id_column="Index",
                 metric="paired_accuracy", resize="bilinear-antialias",
                 rule="both questions of a pair right",
