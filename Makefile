@@ -20,9 +20,10 @@ $(VENV)/.plugin: $(VENV)/.installed tests/plugin_example/pyproject.toml
 demo: $(VENV)/.installed
 	$(CLI) demo --output $(DEMO_OUT)
 
-# docs/report-demo.png from the current code's demo report (needs chromium)
+# docs/report-demo.png and docs/browser-demo.png from the current code's demo (needs chromium)
 screenshots: demo
 	$(PY) docs/screenshot.py $(DEMO_OUT)/report.html docs/report-demo.png
+	$(PY) docs/screenshot.py "$(DEMO_OUT)/browser/index.html#task=refcoco_val_detect" docs/browser-demo.png
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -35,6 +35,12 @@ def trim_cut_line(path: Path) -> None:
             handle.truncate(end)
 
 
+def prediction_files(out: Path, task_name: str) -> list[Path]:
+    """A task's prediction files in a run directory: one, or one per data-parallel rank."""
+    folder = out / "predictions"
+    return sorted([folder / f"{task_name}.jsonl", *folder.glob(f"{task_name}.rank*.jsonl")])
+
+
 class PredictionStore:
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=cmd_convert)
 
     for module in ("reports.cli", "harness.gate", "safety.cli", "harness.demo.cli",
-                   "harness.server_scores", "reports.reproduce"):
+                   "harness.server_scores", "reports.reproduce", "reports.browse",
+                   "reports.export"):
         importlib.import_module(f"paligemma_eval.{module}").add_commands(commands)
     return parser
 

@@ -34,6 +34,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
+                                             units_are_examples)
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
 
@@ -231,6 +233,7 @@ class Check:
     require_significance: bool
     worse_by: float = field(init=False)    # how far the metric moved the wrong way
     regressed: bool = field(init=False)
+    listing: FlipListing | None = None     # the examples behind it, when both runs kept them
 
     def __post_init__(self) -> None:
         difference = self.comparison["difference"]
@@ -247,6 +250,90 @@ class Check:
                 f"candidate {c['b']:.4f}, "
                 f"difference {c['difference']:+.4f} (95% CI {ci_text}), allowed {direction} "
                 f"{self.allowed:.4f}, significant={c['significant']}")
+
+
+@dataclass
+class FlipListing:
+    """The examples behind one check: units that got worse and better, with both outputs."""
+
+    task: str
+    metric: str
+    worse: list[Flip]
+    better: list[Flip]
+    shared: int
+    baseline_outputs: dict[str, str]
+    candidate_outputs: dict[str, str]
+    link: str | None = None
+    names: tuple[str, str] = ("baseline", "candidate")
+    units: str | None = None              # what a unit is when it is not one example
+
+    def headline(self) -> str:
+        link = f"; browser: {printable(self.link)}" if self.link else ""
+        what = "unit" if self.units else "example"
+        return (f"{printable(self.task)}/{printable(self.metric)}: {len(self.worse)} {what}(s) "
+                f"worse (right -> wrong), {len(self.better)} better (wrong -> right), of "
+                f"{self.shared} shared{link}")
+
+    def rows(self, limit: int) -> list[list[str]]:
+        """[direction, id, baseline score, candidate score, baseline output, candidate output]
+        for the first `limit` flips each way."""
+        def output(found: dict[str, str], unit: str) -> str:
+            return f"(a unit of {self.units}: outputs in the browser)" if self.units \
+                else _clip(found.get(unit))
+
+        return [[direction, flip.unit, f"{flip.a:.2f}", f"{flip.b:.2f}",
+                 output(self.baseline_outputs, flip.unit),
+                 output(self.candidate_outputs, flip.unit)]
+                for direction, found in (("worse", self.worse), ("better", self.better))
+                for flip in found[:limit]]
+
+    def text(self, limit: int) -> str:
+        lines = [self.headline()]
+        first, second = self.names
+        lines += [f"  {d} {printable(u)}: {a} -> {b}; {first} {printable(x)} | {second} "
+                  f"{printable(y)}" for d, u, a, b, x, y in self.rows(limit)]
+        return "\n".join(lines)
+
+
+def _clip(output: str | None, width: int = 80) -> str:
+    if output is None:
+        return "(no prediction)"
+    text = repr(output)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def browser_link(browser: str | None, candidate: Run, task: str) -> str | None:
+    """The browser page of a task: under `--browser` (a directory or URL), else the one written
+    beside the candidate (CANDIDATE/browser) when it holds that task."""
+    from urllib.parse import quote
+
+    if browser is None:
+        manifest = candidate.path / "browser" / "browser.json"
+        try:
+            if task not in json.loads(manifest.read_text()).get("tasks", {}):
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
+        browser = str(candidate.path / "browser")
+    base = browser if browser.endswith(".html") else browser.rstrip("/") + "/index.html"
+    return f"{base}#task={quote(task, safe='')}&show=flipped"
+
+
+def flip_listing(baseline: Run, candidate: Run, task: str, metric: str,
+                 browser: str | None = None,
+                 names: tuple[str, str] = ("baseline", "candidate")) -> FlipListing | None:
+    """None when either run lacks per-example scores (a published baseline has none)."""
+    a = unit_scores(baseline.path, task, metric)
+    b = unit_scores(candidate.path, task, metric)
+    if a is None or b is None:
+        return None
+    worse, better = flips(a, b)
+    examples = units_are_examples(candidate.tasks[task])
+    outputs = [predictions(run.path, task, run.tasks[task]) if examples else {}
+               for run in (baseline, candidate)]
+    return FlipListing(task, metric, worse, better, sum(u in b for u in a), *outputs,
+                       link=browser_link(browser, candidate, task), names=names,
+                       units=None if examples else str(candidate.tasks[task]["notes"]["units"]))
 
 
 def _policy_for(policy: dict, task: str) -> dict:
@@ -311,7 +398,7 @@ def markdown_cell(text: Any) -> str:
     return html.escape(printable(text)).replace("|", "&#124;")
 
 
-def junit_xml(checks: list[Check], error: str | None = None) -> str:
+def junit_xml(checks: list[Check], error: str | None = None, limit: int = 5) -> str:
     suite = ElementTree.Element("testsuite", name="paligemma-eval gate",
                                 tests=str(len(checks) or 1 if error else len(checks)),
                                 failures=str(sum(c.regressed for c in checks)),
@@ -328,6 +415,8 @@ def junit_xml(checks: list[Check], error: str | None = None) -> str:
             failure.text = check.describe()
         else:
             ElementTree.SubElement(case, "system-out").text = check.describe()
+        if check.listing is not None:
+            (failure if check.regressed else case[-1]).text += "\n" + check.listing.text(limit)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
@@ -347,7 +436,8 @@ HEADER = ["task", "metric", "baseline x100", "candidate x100", "difference", "95
           "verdict"]
 
 
-def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None) -> str:
+def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None,
+             limit: int = 5) -> str:
     lines = ["## paligemma-eval gate", "",
              f"Baseline `{markdown_cell(baseline)}`, candidate `{markdown_cell(candidate)}`. "
              "Values x100, the report's and the cards' scale (results.json and the policy hold "
@@ -362,7 +452,30 @@ def markdown(checks: list[Check], baseline: str, candidate: str, error: str | No
     lines.append("")
     lines.append(f"**{verdict} regression(s)** in {len(checks)} checked metric(s)." if verdict
                  else f"No regression in {len(checks)} checked metric(s).")
+    lines += _markdown_flips([c.listing for c in checks if c.listing is not None], limit)
     return "\n".join(lines) + "\n"
+
+
+FLIP_HEADER = ["flip", "id", "baseline", "candidate", "baseline output", "candidate output"]
+
+
+def _markdown_flips(listings: list[FlipListing], limit: int) -> list[str]:
+    if not listings:
+        return []
+    lines = ["", "### Flipped examples", ""]
+    for listing in listings:
+        link = f" ([browse]({markdown_cell(listing.link).replace(')', '%29')}))" \
+            if listing.link else ""
+        lines += [f"**{markdown_cell(listing.task)}/{markdown_cell(listing.metric)}**: "
+                  f"{len(listing.worse)} worse (right -> wrong), {len(listing.better)} better "
+                  f"(wrong -> right), of {listing.shared} shared{link}", ""]
+        rows = listing.rows(limit)
+        if rows:
+            lines += ["| " + " | ".join(FLIP_HEADER) + " |", "|" + "---|" * len(FLIP_HEADER)]
+            lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |"
+                      for row in rows]
+            lines.append("")
+    return lines
 
 
 def text_table(checks: list[Check]) -> str:
@@ -373,9 +486,10 @@ def text_table(checks: list[Check]) -> str:
 
 def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None) -> None:
     if args.junit:
-        args.junit.write_text(junit_xml(checks, error))
+        args.junit.write_text(junit_xml(checks, error, args.flips))
     if args.summary:
-        args.summary.write_text(markdown(checks, str(args.baseline), str(args.candidate), error))
+        args.summary.write_text(markdown(checks, str(args.baseline), str(args.candidate), error,
+                                         args.flips))
 
 
 def _task_list(value: str | None) -> list[str] | None:
@@ -405,7 +519,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
         _write_reports(args, [], message)
         return 2
+    for check in checks:
+        check.listing = flip_listing(baseline, candidate, check.task, check.metric, args.browser)
     print(text_table(checks))
+    for check in checks:
+        if check.listing is not None:
+            print(check.listing.text(args.flips))
     _write_reports(args, checks, None)
     regressed = [c for c in checks if c.regressed]
     for check in regressed:
@@ -438,6 +557,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
             print(f"{printable(task + '/' + metric):<40} {c['a']:>9.4f} {c['b']:>9.4f} "
                   f"{c['difference']:>+9.4f}  {ci_text:<20} {'*' if c['significant'] else ''}")
+    for task in a.tasks:   # the examples behind each headline
+        if task in b.tasks:
+            listing = flip_listing(a, b, task, _headline(a.tasks[task], b.tasks[task]),
+                                   args.browser, names=("A", "B"))
+            if listing is not None:
+                print(listing.text(args.flips))
     return 0
 
 
@@ -451,6 +576,8 @@ def add_commands(commands: Any) -> None:
     compare.add_argument("--seed", type=int, default=DEFAULT_SEED,
                          help="bootstrap seed (default: %(default)s)")
     compare.set_defaults(func=cmd_compare)
+    for parser in (compare,):
+        add_flip_args(parser)
 
     checker = commands.add_parser("gate", help="fail (exit 1) when a candidate regressed")
     checker.add_argument("--candidate", required=True, type=Path,
@@ -469,3 +596,13 @@ def add_commands(commands: Any) -> None:
     checker.add_argument("--seed", type=int, default=DEFAULT_SEED,
                          help="bootstrap seed (default: %(default)s)")
     checker.set_defaults(func=cmd_gate)
+    add_flip_args(checker)
+
+
+def add_flip_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flips", type=int, default=5, metavar="N",
+                        help="list the first N flipped examples each way per task (default: "
+                             "%(default)s)")
+    parser.add_argument("--browser", help="sample browser (directory or URL) to link each "
+                                          "task's flipped examples to (default: the candidate's "
+                                          "browser/ when it exists)")

@@ -130,6 +130,12 @@ class Task:
     # The split is a subset of the hub copy's rows, chosen by id (VQAv2 minival: TFDS's order):
     # the id column's values -> (indices of the rows kept, a record of the rule for provenance).
     select_rows: Callable[[list[Any]], tuple[list[int], dict[str, Any]]] | None = None
+    # Why each example scored what it did, for the sample browser: (parsed predictions, targets)
+    # -> one dict per example, in order: "references" (list of str), "why" (list of str), and
+    # where the task localises, "boxes" ([{"role", "xywh"}] in image pixels), "polygons" and
+    # "mask" (bool array, image size); "unit" when the scoring unit is not the example (MMVP's
+    # pairs). None: the browser shows the score alone.
+    explain: Callable[[list[str], list[Any]], Iterable[dict[str, Any]]] | None = None
 
     @property
     def image_columns(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from paligemma_eval.harness import data, video
+from paligemma_eval.harness import cache, data, video
 from paligemma_eval.harness.cache import PredictionStore, run_key
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.registry import Task
@@ -122,8 +122,7 @@ def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
 
 
 def prediction_files(out: Path, task: Task) -> list[Path]:
-    folder = out / "predictions"
-    return sorted([folder / f"{task.name}.jsonl", *folder.glob(f"{task.name}.rank*.jsonl")])
+    return cache.prediction_files(out, task.name)
 
 
 def _shard_store(out: Path, task: Task, options: RunOptions) -> PredictionStore:

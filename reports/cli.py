@@ -13,7 +13,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         text = render(args.runs, "markdown" if args.format == "markdown" else "html", args.redact,
-                      args.label)
+                      args.label, args.output)
     except FileNotFoundError as error:
         print(f"paligemma-eval report: error: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ Everything that came from a model or a dataset is escaped by jinja2's autoescape
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Cell:
     published: float | None = None
     card: str | None = None
     note: str | None = None             # why no card number, or how the checkpoint was paired
+    browse: str | None = None           # link to this task's page of the sample browser
 
     @property
     def difference(self) -> float | None:
@@ -95,6 +97,31 @@ def run_labels(runs: list[dict], labels: list[str] | None = None) -> None:
         run["_label"] = names[run["_dir"]]
 
 
+def browser_links(runs: list[dict], output: Path | None) -> None:
+    """run["_browse"] = {task: href} for the tasks of a sample browser written beside the run
+    (RUN/browser) or beside the report (REPORT_DIR/browser) that holds that run: links
+    relative to the report, so the pair travels as one artifact."""
+    from urllib.parse import quote
+
+    if output is None:
+        return
+    base = output.resolve().parent
+    for run in runs:
+        run["_browse"] = {}
+        directory = Path(run["_dir"]).resolve()
+        for folder in (directory / "browser", base / "browser"):
+            try:
+                manifest = json.loads((folder / "browser.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if str(directory) not in manifest.get("runs", []):
+                continue
+            # "./" first: a directory named like a URL scheme must stay a relative path
+            href = "./" + quote(os.path.relpath(folder / "index.html", base))
+            for task in manifest.get("tasks", {}):
+                run["_browse"].setdefault(task, f"{href}#task={quote(task, safe='')}")
+
+
 def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
     """One column per run; a card number only beside a result the card-row table pairs it with
     (same benchmark, split and rule) and only for a published PaliGemma variant."""
@@ -131,6 +158,7 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
                                                   "user" if card["server"] else "")
             elif published.comparable(run.get("model")):   # the banner covers the others
                 cell.note = flag or why_not
+            cell.browse = run.get("_browse", {}).get(name)
             row.cells[run["_label"]] = cell
     order = sorted(rows, key=published.task_order)
     return columns, [rows[name] for name in order]
@@ -269,9 +297,10 @@ def _environment() -> jinja2.Environment:
 
 
 def render(paths: list[Path], fmt: str = "html", redact: bool = False,
-           labels: list[str] | None = None) -> str:
+           labels: list[str] | None = None, output: Path | None = None) -> str:
     runs = load_runs(paths)
     run_labels(runs, labels)
+    browser_links(runs, output)
     banner = [r["_label"] for r in runs if not published.comparable(r.get("model"))]
     variants, rows = benchmark_table(runs)
     context = {"variants": variants, "rows": rows, "safety": safety_table(runs),

@@ -13,11 +13,12 @@ JSON list of {"question_id": int, "answer": str}.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.anls import anls
+from paligemma_eval.tasks.metrics.anls import anls, similarity
 
 
 def anls_target(row: Row) -> list[str]:
@@ -26,6 +27,15 @@ def anls_target(row: Row) -> list[str]:
 
 def score_anls(ids: list[str], predictions: list[str], targets: list[list[str]]) -> Scores:
     return Scores(ids, {"anls": Ratio.mean([anls(p, t) for p, t in zip(predictions, targets)])})
+
+
+def explain_anls(predictions: list[str], targets: list[list[str]]) -> Iterator[dict[str, Any]]:
+    for prediction, answers in zip(predictions, targets):
+        best = max(answers, key=lambda a: similarity(a, prediction), default=None)
+        why = [f"closest answer {best!r}: similarity {similarity(best, prediction):.3f} "
+               f"(1 - edit distance / length, lower-cased; below 0.5 counts 0)"] \
+            if best is not None else ["no reference answer"]
+        yield {"references": answers, "why": why}
 
 
 def submission_as(id_field: str):
@@ -42,7 +52,8 @@ def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int) -> list
     test = DatasetSource("lmms-lab/DocVQA", "test", config)
     return [
         Task(name=f"{stem}_val", source=source, target=anls_target, scorer=score_anls,
-             columns=("question", "answers"), metric="anls", rule="ANLS, threshold 0.5",
+             explain=explain_anls, columns=("question", "answers"), metric="anls",
+             rule="ANLS, threshold 0.5",
              description=f"{config} validation, ANLS", **common),
         Task(name=f"{stem}_test", source=test, target=lambda r: None, scorer=None,
              columns=("question",), submission=submission_as("questionId"),

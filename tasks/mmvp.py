@@ -11,6 +11,8 @@ Hub copy: lmms-lab-eval/MMVP, split train (300 rows, with the ground-truth fixes
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +43,22 @@ def score_mmvp(ids: list[str], predictions: list[str], targets: list[dict]) -> S
                   notes={"units": "image pairs"})
 
 
+def explain_mmvp(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
+    for prediction, t in zip(predictions, targets):
+        chosen = choose(prediction, t["options"])
+        read = f"picked ({chosen}) {t['options'][chosen]!r}" if chosen else \
+            "matches no option (neither its letter nor its text): wrong"
+        yield {"references": [f"({t['correct']}) {t['options'][t['correct']]}"],
+               "unit": t["pair"],
+               "why": [f"{read}; this question is {'right' if chosen == t['correct'] else 'wrong'}",
+                       f"scored per image pair {t['pair']}: right only if both its questions are"]}
+
+
 @register
 def task() -> Task:
     return Task(name="mmvp", source=DatasetSource("lmms-lab-eval/MMVP", "train"),
                 prompt="answer en {Question} {Options}", target=target, scorer=score_mmvp,
+                explain=explain_mmvp,
                 columns=("Question", "Options", "Correct Answer"), id_column="Index",
                 metric="paired_accuracy", resize="bilinear-antialias",
                 rule="both questions of a pair right",

@@ -11,7 +11,8 @@ question_id, question, answer ("yes"/"no"), image_source, image, category.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
@@ -24,6 +25,13 @@ def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Ta
     def scorer(ids: list[str], predictions: list[str], labels: list[str]) -> Scores:
         return Scores(ids, pope_ratios([parse(p) for p in predictions], labels))
 
+    def explain(predictions: list[str], labels: list[str]) -> Iterator[dict[str, Any]]:
+        for prediction, label in zip(predictions, labels):
+            answer = parse(prediction)
+            read = f"read as {answer!r}" if answer else \
+                f"not {'a yes/no word' if suffix else 'exactly yes or no'}: invalid, counts wrong"
+            yield {"references": [label], "why": [f"{read}; the label is {label!r}"]}
+
     def target(row: Row) -> str:
         label = str(row["answer"]).strip().lower()
         if label not in ("yes", "no"):
@@ -31,7 +39,7 @@ def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Ta
         return label
 
     return Task(name=f"pope_{split}{suffix}", source=DatasetSource("lmms-lab/POPE", split, "Full"),
-                prompt="answer en {question}", target=target, scorer=scorer,
+                prompt="answer en {question}", target=target, scorer=scorer, explain=explain,
                 columns=("question", "answer"), id_column="question_id", max_new_tokens=48,
                 metric="accuracy", resize="bilinear",
                 rule=f"{'lenient' if suffix else 'strict'} yes/no; anything else counts wrong",

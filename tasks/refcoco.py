@@ -18,7 +18,8 @@ expressions), segmentation (polygon), bbox [x, y, w, h] in pixels, iscrowd, file
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,50 @@ def score_detection(ids: list[str], predictions: list[str], targets: list[dict])
                         "invalid": Ratio.mean([not valid(o, t) for o, t in zip(objects, targets)])})
 
 
+def _polygons(segmentation: Any) -> list[list[float]]:
+    """A COCO polygon segmentation as lists of x, y pixel pairs (an RLE mask has none)."""
+    if isinstance(segmentation, dict) or not segmentation:
+        return []
+    nested = isinstance(segmentation[0], (list, tuple))
+    return [list(map(float, p)) for p in (segmentation if nested else [segmentation])]
+
+
+def explain(predictions: list[str], targets: list[dict], need_seg: bool) -> Iterator[dict]:
+    """Predicted and reference boxes (x, y, w, h pixels), the reference polygon, the decoded
+    mask on segmentation tasks, and why an output is invalid."""
+    objects = [seg.first_object(p, need_seg=need_seg) for p in predictions]
+    usable = [valid(o, t) and (o.seg is not None or not need_seg)
+              for o, t in zip(objects, targets)]
+    try:
+        logits = iter(decode_masks([o.seg for o, ok in zip(objects, usable) if ok])) \
+            if need_seg else None
+    except (OSError, ValueError) as error:   # no decoder: boxes only, and it says why
+        logits, no_mask = None, f"mask not drawn: {error}"
+    else:
+        no_mask = None
+    for obj, ok, t in zip(objects, usable, targets):
+        x, y, w, h = t["bbox"]
+        item: dict[str, Any] = {"boxes": [{"role": "reference", "xywh": [x, y, w, h]}],
+                                "references": [f"box x {x:g}, y {y:g}, w {w:g}, h {h:g} px"],
+                                "polygons": _polygons(t["segmentation"]), "why": []}
+        if not ok:
+            item["why"].append(f"invalid output: {obj.problem or 'box covers no whole pixel'}; "
+                               f"IoU 0")
+        else:
+            y1, x1, y2, x2 = _box_pixels(obj.box, t)
+            item["boxes"].append({"role": "predicted", "xywh": [x1, y1, x2 - x1, y2 - y1]})
+            item["why"].append(f"box IoU {seg.box_iou((y1, x1, y2, x2), _truth_box(t)):.3f} "
+                               f"with the reference box (accuracy counts IoU >= 0.5)")
+            if logits is not None:
+                mask = seg.paste_mask(next(logits), obj.box, t["height"], t["width"])
+                item["mask"] = mask
+                item["why"].append(f"mask IoU {seg.iou(mask, ground_truth_mask(t)):.3f} with "
+                                   f"the reference mask")
+        if need_seg and no_mask:
+            item["why"].append(no_mask)
+        yield item
+
+
 def require_decoder() -> None:
     resolve_path(None)
 
@@ -137,6 +182,7 @@ def refcoco_task(dataset: str, split: str, mode: str) -> Task:
         name=f"{stem}_{split}{suffix}", source=DatasetSource(HUB_IDS[dataset], split),
         prompt=prompt, target=target, expand=expressions, image_size=True,
         scorer=score_segmentation if segmenting else score_detection,
+        explain=partial(explain, need_seg=segmenting),
         columns=("answer", "segmentation", "bbox"), id_column="question_id",
         max_new_tokens=48, groups=(f"refcoco_{mode}",),
         rule="big_vision segmentation evaluator" if segmenting else "box IoU >= 0.5",

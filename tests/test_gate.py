@@ -222,3 +222,46 @@ def test_untrusted_names_stay_inside_their_cell_and_the_xml_stays_valid(tmp_path
     assert "<script>" not in summary and "a" in summary
     table = [line for line in summary.splitlines() if line.startswith("|")]
     assert len({line.count("|") - line.count("\\|") for line in table}) == 1
+
+
+def _flips_from_files(baseline: Path, candidate: Path, task: str, metric: str):
+    """The flipped units computed here from the two score files, independently of the gate."""
+    units_a, ratios_a = read_unit_scores(baseline / "scores" / f"{task}.json")
+    units_b, ratios_b = read_unit_scores(candidate / "scores" / f"{task}.json")
+    a = {u: n / d for u, n, d in zip(units_a, ratios_a[metric].num, ratios_a[metric].den) if d}
+    b = {u: n / d for u, n, d in zip(units_b, ratios_b[metric].num, ratios_b[metric].den) if d}
+    worse = [u for u in a if u in b and b[u] < a[u]]
+    better = [u for u in a if u in b and b[u] > a[u]]
+    key = lambda u: (-abs(b[u] - a[u]), units_a.index(u))   # noqa: E731
+    return sorted(worse, key=key), sorted(better, key=key)
+
+
+def _outputs(run: Path, task: str) -> dict[str, str]:
+    key = json.loads((run / "results.json").read_text())["tasks"][task]["throughput"]["key"]
+    lines = (run / "predictions" / f"{task}.jsonl").read_text().splitlines()
+    return {r["id"]: r["prediction"] for r in map(json.loads, lines) if r["key"] == key}
+
+
+def test_gate_names_the_flipped_examples_in_summary_and_junit(runs, tmp_path):
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--flips", "3",
+                           "--browser", "artifacts/browser")
+    assert done.returncode == 1, done.stderr
+    worse, better = _flips_from_files(runs["good"], runs["degraded"], "vqav2_val", "accuracy")
+    assert worse, "the degraded model must lose some VQAv2 examples"
+    good, bad = _outputs(runs["good"], "vqav2_val"), _outputs(runs["degraded"], "vqav2_val")
+    summary = (tmp_path / "s.md").read_text()
+    section = summary.split("**vqav2_val/accuracy**")[1].split("**", 1)[0]
+    assert f"{len(worse)} worse (right -> wrong), {len(better)} better" in section
+    # the link, & as an entity (Markdown decodes it in a link destination)
+    assert "(artifacts/browser/index.html#task=vqav2_val&amp;show=flipped)" in section
+    rows = [line for line in section.splitlines() if line.startswith("| worse")]
+    assert [row.split(" | ")[1] for row in rows] == worse[:3]
+    for row, unit in zip(rows, worse):    # both runs' outputs, from the prediction files
+        assert repr(good[unit]) in row.replace("&#x27;", "'") and \
+            repr(bad[unit]) in row.replace("&#x27;", "'")
+    failure = next(case for case in ElementTree.parse(junit).getroot()
+                   if case.get("classname") == "vqav2_val").find("failure").text
+    assert f"{len(worse)} example(s) worse" in failure
+    assert [line.split()[1].rstrip(":") for line in failure.splitlines()
+            if line.startswith("  worse")] == worse[:3]
+    assert f"worse {worse[0]}:" in done.stdout       # the terminal lists them too

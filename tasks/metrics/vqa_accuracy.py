@@ -89,15 +89,21 @@ def simple_vqa_accuracy(prediction: str, answers: list[str]) -> float:
     return min(1.0, sum(answer == prediction for answer in answers) / 3)
 
 
+def compared(prediction: str, answers: list[str]) -> tuple[str, list[str], bool]:
+    """The prediction and answers as the official script compares them, and whether the
+    normalisation applied (only when the answers disagree)."""
+    answers = [clean_whitespace(a) for a in answers]
+    prediction = clean_whitespace(prediction)
+    if len(set(answers)) > 1:
+        return normalize(prediction), [normalize(a) for a in answers], True
+    return prediction, answers, False
+
+
 def vqa_accuracy(prediction: str, answers: list[str]) -> float:
     """One question's accuracy against its human answers (usually ten)."""
     if not answers:
         return 0.0
-    answers = [clean_whitespace(a) for a in answers]
-    prediction = clean_whitespace(prediction)
-    if len(set(answers)) > 1:
-        answers = [normalize(a) for a in answers]
-        prediction = normalize(prediction)
+    prediction, answers, _ = compared(prediction, answers)
     counts = Counter(answers)
     matches = counts.get(prediction, 0)
     # Leave-one-out: dropping an answer equal to the prediction removes one match.

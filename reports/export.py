@@ -1,0 +1,171 @@
+"""`paligemma-eval export RUN --model-index FILE [--eval-results DIR]`: results where the hub
+reads them.
+
+--model-index writes the Hugging Face model card's `model-index` metadata for the run's scored
+tasks, built with huggingface_hub's own card types (`ModelCardData`, `EvalResult`), so a
+fine-tuner can paste it into the card's YAML header: per metric the task type, the dataset (hub
+id, config, split, the revision the run resolved), the metric (type, value exactly as
+results.json holds it, name with the scoring rule) and, with --source-url, the source. Nothing
+is marked verified: these are self-reported numbers.
+
+--eval-results writes the hub's newer `.eval_results/<task>.yaml` entries (huggingface_hub's
+`EvalResultEntry`). Those attach a score to a *registered benchmark* dataset, whose own
+eval.yaml names its task ids; the register is an allow-list kept by the hub, and none of the
+hub copies this harness loads (lmms-lab/*, HuggingFaceM4/FairFace, ...) is known to be on it,
+so no task maps onto one by default: each entry is named with --benchmark
+TASK=DATASET_ID:TASK_ID[:METRIC] by someone who has checked the benchmark's eval.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from paligemma_eval.harness.errors import UsageError
+
+# Hugging Face task types (the hub's pipeline tags) per task group
+TASK_TYPES = {"vqa": "visual-question-answering", "anls": "visual-question-answering",
+              "pope": "visual-question-answering", "pope_lenient": "visual-question-answering",
+              "captioning": "image-to-text", "refcoco_segment": "image-segmentation",
+              "refcoco_raw": "image-segmentation", "refcoco_detect": "object-detection"}
+DEFAULT_TASK_TYPE = "image-text-to-text"
+
+
+def _read_results(run: Path) -> dict[str, Any]:
+    path = run / "results.json" if run.is_dir() else run
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: not a readable results file ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
+        raise UsageError(f"{path}: no per-task results")
+    return document
+
+
+def _task_type(name: str) -> str:
+    from paligemma_eval.harness import registry
+
+    task = registry.all_tasks().get(name)
+    groups = task.groups if task else ()
+    return next((TASK_TYPES[g] for g in groups if g in TASK_TYPES), DEFAULT_TASK_TYPE)
+
+
+def _version() -> str:
+    from paligemma_eval.harness.results import harness_version
+
+    return harness_version()["version"] or "unknown"
+
+
+def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
+    """One huggingface_hub EvalResult per (task, metric) with a value."""
+    from huggingface_hub import EvalResult
+
+    source = {"source_name": f"paligemma-eval {_version()} (self-reported)",
+              "source_url": source_url} if source_url else {}
+    found = []
+    for name, result in document["tasks"].items():
+        dataset = result.get("dataset") or {}
+        rule = f" ({result['rule']})" if result.get("rule") else ""
+        for metric, entry in (result.get("metrics") or {}).items():
+            if not isinstance(entry, dict) or entry.get("value") is None:
+                continue
+            found.append(EvalResult(
+                task_type=_task_type(name), task_name=name,
+                dataset_type=dataset.get("hub_id") or name, dataset_name=dataset.get("hub_id")
+                or name, dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
+                dataset_revision=dataset.get("resolved_revision") or dataset.get("revision"),
+                metric_type=metric, metric_value=entry["value"], metric_name=f"{metric}{rule}",
+                **source))
+    return found
+
+
+def model_index(document: dict[str, Any], model_name: str | None,
+                source_url: str | None) -> str:
+    """The card metadata as YAML (the part between a model card's `---` lines)."""
+    from huggingface_hub import ModelCardData
+
+    results = eval_results(document, source_url)
+    if not results:
+        raise UsageError("the run has no metric values to export")
+    name = model_name or (document.get("model") or {}).get("id") or "model"
+    return ModelCardData(model_name=name, eval_results=results).to_yaml().rstrip("\n") + "\n"
+
+
+def benchmark_entries(document: dict[str, Any], benchmarks: list[str],
+                      source_url: str | None) -> dict[str, list[dict[str, Any]]]:
+    """{file stem: .eval_results YAML list} for each --benchmark TASK=DATASET:TASK_ID[:METRIC]."""
+    from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+
+    files: dict[str, list[dict[str, Any]]] = {}
+    for spec in benchmarks:
+        task, _, target = spec.partition("=")
+        parts = target.split(":")
+        if not task or len(parts) not in (2, 3) or not all(parts):
+            raise UsageError(f"--benchmark {spec!r}: expected TASK=DATASET_ID:TASK_ID[:METRIC]")
+        result = document["tasks"].get(task)
+        if result is None:
+            raise UsageError(f"--benchmark {spec!r}: task {task!r} is not in the run")
+        metric = parts[2] if len(parts) == 3 else result.get("headline")
+        entry = (result.get("metrics") or {}).get(metric) or {}
+        if entry.get("value") is None:
+            raise UsageError(f"--benchmark {spec!r}: {task} has no value for metric {metric!r}")
+        dataset = result.get("dataset") or {}
+        files.setdefault(task, []).extend(eval_result_entries_to_yaml([EvalResultEntry(
+            dataset_id=parts[0], task_id=parts[1], value=entry["value"],
+            dataset_revision=dataset.get("resolved_revision") or dataset.get("revision"),
+            date=document.get("created"),
+            notes=f"paligemma-eval {_version()}, {task}: {metric}"
+                  + (f" ({result['rule']})" if result.get("rule") else "") + "; self-reported",
+            **({"source_url": source_url, "source_name": "paligemma-eval"} if source_url
+               else {}))]))
+    return files
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import yaml
+
+    if not args.model_index and not args.eval_results:
+        raise UsageError("export: say what to write: --model-index FILE and/or "
+                         "--eval-results DIR")
+    if args.eval_results and not args.benchmark:
+        raise UsageError("--eval-results: name each registered benchmark entry with --benchmark "
+                         "TASK=DATASET_ID:TASK_ID[:METRIC] (no task of this harness maps onto a "
+                         "registered hub benchmark by default: docs/browser.md)")
+    document = _read_results(args.run)
+    if args.model_index:
+        text = model_index(document, args.model_name, args.source_url)
+        if str(args.model_index) == "-":
+            sys.stdout.write(text)
+        else:
+            args.model_index.write_text(text, encoding="utf-8")
+            print(f"model-index: {args.model_index} ({text.count('- type:')} metrics)")
+    if args.eval_results:
+        folder = args.eval_results
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, entries in benchmark_entries(document, args.benchmark,
+                                               args.source_url).items():
+            path = folder / f"{stem}.yaml"
+            path.write_text(yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+            print(f"eval results: {path}")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    export = commands.add_parser("export", help="write a run's results as Hugging Face model-card "
+                                                "metadata (model-index, .eval_results)")
+    export.add_argument("run", type=Path, help="run directory (or its results.json)")
+    export.add_argument("--model-index", type=Path, metavar="FILE",
+                        help="write the model card's model-index YAML here ('-': stdout)")
+    export.add_argument("--eval-results", type=Path, metavar="DIR",
+                        help="write .eval_results/*.yaml entries here (with --benchmark)")
+    export.add_argument("--benchmark", action="append", default=[],
+                        metavar="TASK=DATASET_ID:TASK_ID[:METRIC]",
+                        help="a registered hub benchmark this task's number belongs to "
+                             "(repeat; default metric: the task's headline)")
+    export.add_argument("--model-name", help="model name in the card (default: the run's model)")
+    export.add_argument("--source-url", help="where the results can be seen (a CI run, a "
+                                             "report); recorded as the results' source")
+    export.set_defaults(func=cmd_export)

@@ -1,0 +1,77 @@
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+from huggingface_hub import ModelCard, parse_eval_result_entries
+
+from tests.conftest import cli
+
+RESULTS = {
+    "created": "2026-12-01T09:00:00+00:00",
+    "model": {"id": "me/paligemma2-3b-ft-docs", "variant": "224-3B"},
+    "tasks": {
+        "vqav2_val": {"headline": "accuracy", "rule": "official VQA accuracy",
+                      "dataset": {"source": "hub", "hub_id": "lmms-lab/VQAv2", "config": None,
+                                  "split": "validation", "revision": "main",
+                                  "resolved_revision": "a" * 40},
+                      "metrics": {"accuracy": {"value": 0.8123456789, "n": 10},
+                                  "accuracy/number": {"value": 0.5, "n": 3}}},
+        "pope_random": {"headline": "accuracy",
+                        "dataset": {"source": "local", "hub_id": "lmms-lab/POPE",
+                                    "config": "Full", "split": "random", "sha256": "b" * 64},
+                        "metrics": {"accuracy": {"value": 0.875, "n": 8},
+                                    "precision": {"value": None, "n": 0}}},
+        "refcoco_val_detect": {"headline": "box_acc@0.5",
+                               "dataset": {"hub_id": "lmms-lab/RefCOCO", "split": "val"},
+                               "metrics": {"box_acc@0.5": {"value": 0.25, "n": 4}}},
+    },
+}
+
+
+def _run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(RESULTS))
+    return run
+
+
+def test_model_index_round_trips_through_huggingface_hub_with_the_run_values(tmp_path):
+    out = tmp_path / "model-index.yaml"
+    done = subprocess.run(cli("export", str(_run(tmp_path)), "--model-index", str(out),
+                              "--source-url", "https://ci.example/runs/7"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = ModelCard(f"---\n{out.read_text()}---\n\n# card\n")   # the hub's own parser
+    parsed = {(r.task_name, r.metric_type): r for r in card.data.eval_results}
+    expected = {(task, metric): entry["value"] for task, result in RESULTS["tasks"].items()
+                for metric, entry in result["metrics"].items() if entry["value"] is not None}
+    assert {key: r.metric_value for key, r in parsed.items()} == expected   # exactly, no rounding
+    vqa = parsed[("vqav2_val", "accuracy")]
+    assert (vqa.dataset_type, vqa.dataset_split, vqa.dataset_revision, vqa.task_type) == \
+        ("lmms-lab/VQAv2", "validation", "a" * 40, "visual-question-answering")
+    assert parsed[("pope_random", "accuracy")].dataset_config == "Full"
+    assert parsed[("refcoco_val_detect", "box_acc@0.5")].task_type == "object-detection"
+    assert vqa.source_url == "https://ci.example/runs/7" and "self-reported" in vqa.source_name
+    assert card.data.model_name == "me/paligemma2-3b-ft-docs"
+    assert all(r.verified is None and r.verify_token is None for r in parsed.values())
+    assert "verified" not in out.read_text()               # never claims verification
+
+
+def test_eval_results_only_for_a_named_benchmark(tmp_path):
+    run, folder = _run(tmp_path), tmp_path / ".eval_results"
+    refused = subprocess.run(cli("export", str(run), "--eval-results", str(folder)),
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--benchmark" in refused.stderr
+    assert not folder.exists()
+    done = subprocess.run(cli("export", str(run), "--eval-results", str(folder), "--benchmark",
+                              "vqav2_val=someorg/vqa-benchmark:vqav2_accuracy"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (entry,) = parse_eval_result_entries(yaml.safe_load((folder / "vqav2_val.yaml").read_text()))
+    assert (entry.dataset_id, entry.task_id, entry.value, entry.dataset_revision) == \
+        ("someorg/vqa-benchmark", "vqav2_accuracy", 0.8123456789, "a" * 40)
+    assert entry.verify_token is None and "self-reported" in entry.notes
+    bad = subprocess.run(cli("export", str(run), "--eval-results", str(folder), "--benchmark",
+                             "nosuch=org/b:t"), capture_output=True, text=True)
+    assert bad.returncode == 2 and "not in the run" in bad.stderr
