@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/paligemma-eval
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test bench fixtures tiny-models screenshots clean
+.PHONY: demo test test-tf bench fixtures tiny-models screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,17 @@ screenshots: demo
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Preprocessing against TensorFlow's own decode and resize; tensorflow-cpu lives in its own venv.
+TF_VENV ?= .venv-tf
+$(TF_VENV)/.installed:
+	test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q tensorflow-cpu numpy
+	touch $@
+
+test-tf: $(VENV)/.installed $(TF_VENV)/.installed
+	PALIGEMMA_EVAL_TF_PYTHON=$(TF_VENV)/bin/python $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_preprocessing_tf.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/runner_overhead.py

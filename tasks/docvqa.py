@@ -58,4 +58,5 @@ def tasks() -> list[Task]:
                  prompt="answer en {question}", id_column="question_id", max_new_tokens=48,
                  target=lambda r: None, scorer=None, columns=("question",),
                  submission=submission_as("question_id"), groups=("anls",),
+                 resize="bilinear-antialias",   # big_vision's stvqa.py: resize(res, antialias)
                  description="ST-VQA test: writes the official submission file")]
