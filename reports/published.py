@@ -54,10 +54,20 @@ def comparable(model: dict[str, Any] | None) -> bool:
         model.get("variant") in VARIANT_ORDER
 
 
+def decoded_as_cards(model: dict[str, Any] | None) -> bool:
+    """Whether the run decoded as the card numbers were made (big_vision: no final soft-cap, no
+    sliding window). A PaliGemma 2 run with `decode_config` "checkpoint" is not; PaliGemma 1 has
+    neither setting. Results without the field predate it and count as big_vision's."""
+    model = model or {}
+    return model.get("family") != "paligemma2" or \
+        model.get("decode_config", "big_vision") == "big_vision"
+
+
 def card_value(task: str, metric: str, model: dict[str, Any] | None) -> dict[str, Any] | None:
     """The card number this task's metric may be compared with, for the model's column:
-    {value (fraction), percent, card, table, benchmark}; None when no card has one."""
-    if not comparable(model):
+    {value (fraction), percent, card, table, benchmark}; None when no card has one or the run
+    did not decode as the cards did (see `decoded_as_cards`)."""
+    if not comparable(model) or not decoded_as_cards(model):
         return None
     scale = json.loads(CARD_ROWS.read_text())["scale"]
     for entry in card_rows().get(task, []):

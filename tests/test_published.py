@@ -102,3 +102,15 @@ def test_every_card_linked_task_decodes_as_its_big_vision_config():
             f"{name} differs from big_vision's {config}"
         # greedy, except captioning: cococap.py's beam_size=2, textcaps.py's beam_size=3
         assert task.num_beams == {"cococap.py": 2, "textcaps.py": 3}.get(config, 1), name
+
+
+def test_a_checkpoint_config_run_is_never_paired_with_a_card_row():
+    model = {"variant": "224-3B", "size": "3B", "family": "paligemma2"}
+    assert published.card_value("okvqa_val", "accuracy", model)["percent"] == 64.2
+    assert published.card_value("okvqa_val", "accuracy",
+                                {**model, "decode_config": "big_vision"})["percent"] == 64.2
+    assert published.card_value("okvqa_val", "accuracy",
+                                {**model, "decode_config": "checkpoint"}) is None
+    # PaliGemma 1 has no final soft-cap or window: its decode config changes nothing
+    v1 = {"variant": "pt-224", "size": "3B", "family": "paligemma", "decode_config": "checkpoint"}
+    assert published.card_value("okvqa_val", "accuracy", v1)["percent"] == 63.54
