@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 JPEG_SOI = b"\xff\xd8"
@@ -77,6 +75,9 @@ def resize(pixels: np.ndarray, size: int, antialias: bool) -> np.ndarray:
     antialias), tf.uint8)."""
     if pixels.shape[:2] == (size, size):
         return pixels
+    import torch   # here: the verbs that only read images' headers need no torch
+    import torch.nn.functional as F
+
     tensor = torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1)[None].float()
     out = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False,
                         antialias=antialias)

@@ -106,17 +106,6 @@ def decode_setup(config: Any, decode_config: str) -> dict[str, Any]:
     return attention
 
 
-def _applies_final_cap() -> bool:
-    """transformers' PaliGemma applies the text config's final soft-cap from 5.x on; earlier 5.x
-    releases ignore it, so the cap in force is read from the code that runs."""
-    import inspect
-
-    from transformers import PaliGemmaForConditionalGeneration
-
-    return "final_logit_softcapping" in inspect.getsource(
-        PaliGemmaForConditionalGeneration.forward)
-
-
 def decode_settings(model: Any, decode_config: str, spec: str) -> dict[str, Any]:
     """The settings a loaded model decodes with, read from its modules; refuses a text attention
     that would drop Gemma 2's attention soft-cap."""
@@ -130,9 +119,8 @@ def decode_settings(model: Any, decode_config: str, spec: str) -> dict[str, Any]
                          f"{' or '.join(CAPPING_ATTENTION)}")
     layer_types = getattr(text, "layer_types", None) or []
     window = getattr(text, "sliding_window", None) if "sliding_attention" in layer_types else None
-    final_cap = getattr(text, "final_logit_softcapping", None)
     return {"decode_config": decode_config,
-            "final_logit_softcapping": final_cap if _applies_final_cap() else None,
+            "final_logit_softcapping": getattr(text, "final_logit_softcapping", None),
             "attn_logit_softcapping": attn_cap, "sliding_window": window,
             "text_attention": text_attention, "vision_attention": vision._attn_implementation}
 
