@@ -43,7 +43,7 @@ def checkpoint(tmp_path_factory):
     return folder
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def reference_model(folder, *, final_cap=None, window=None, attn_cap=CAPS["attn_logit_softcapping"]):
     config = AutoConfig.from_pretrained(folder)
     text = config.text_config
@@ -103,12 +103,12 @@ def test_decoding_equals_big_vision_reference(checkpoint, big_vision, task_name)
 
 def test_each_setting_changes_what_is_decoded(checkpoint, big_vision):
     """The test model is one where the window, the final cap and the attention cap all matter."""
-    task, images, prompts = examples("refcoco_val_raw", big_vision.info.resolution)
-    inputs = big_vision.prepare(images[:1], prompts[:1])
+    task, images, prompts = examples("refcoco_val_raw", big_vision.info.resolution, limit=1)
+    inputs = big_vision.prepare(images, prompts)
     plain = decode(reference_model(checkpoint), inputs, 24, 1)
     assert plain != decode(reference_model(checkpoint, window=16), inputs, 24, 1)
     assert plain != decode(reference_model(checkpoint, attn_cap=None), inputs, 24, 1)
-    task, images, prompts = examples("textcaps_val", big_vision.info.resolution)
+    task, images, prompts = examples("textcaps_val", big_vision.info.resolution, limit=1)
     beams = {final_cap: [decode(reference_model(checkpoint, final_cap=final_cap),
                                 big_vision.prepare([i], [p]), 16, 3)
                          for i, p in zip(images, prompts)] for final_cap in (None, 1.0)}
