@@ -221,3 +221,17 @@ def test_untrusted_names_stay_inside_their_cell_and_the_xml_stays_valid(tmp_path
     assert "<script>" not in summary and "a" in summary
     table = [line for line in summary.splitlines() if line.startswith("|")]
     assert len({line.count("|") - line.count("\\|") for line in table}) == 1
+
+
+def test_runs_decoded_differently_do_not_gate_silently(tmp_path):
+    from paligemma_eval.harness.gate import Run, _check_comparable
+
+    model = {"variant": "224-3B", "family": "paligemma2", "size": "3B",
+             "decode_config": "big_vision", "final_logit_softcapping": None}
+    a = Run(tmp_path / "a", model, {})
+    b = Run(tmp_path / "b", {**model, "decode_config": "checkpoint",
+                             "final_logit_softcapping": 30.0}, {})
+    assert _check_comparable(a, b, []) == [
+        "model decode_config differs ('big_vision' vs 'checkpoint')",
+        "model final_logit_softcapping differs (None vs 30.0)"]
+    assert _check_comparable(a, Run(tmp_path / "c", dict(model), {}), []) == []
