@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/paligemma-eval
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test bench fixtures tiny-models screenshots clean
+.PHONY: demo test test-tf test-lowest bench fixtures tiny-models screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,31 @@ screenshots: demo
 
 test: $(VENV)/.installed $(VENV)/.plugin
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Preprocessing against TensorFlow's own decode and resize; tensorflow-cpu lives in its own venv.
+TF_VENV ?= .venv-tf
+$(TF_VENV)/.installed:
+	test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q tensorflow-cpu numpy
+	touch $@
+
+test-tf: $(VENV)/.installed $(TF_VENV)/.installed
+	PALIGEMMA_EVAL_TF_PYTHON=$(TF_VENV)/bin/python $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_preprocessing_tf.py
+
+# The decoding and attention test on the lowest transformers pyproject.toml allows.
+LOW_VENV ?= .venv-lowest
+LOWEST_TRANSFORMERS := $(shell sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)
+$(LOW_VENV)/.installed: pyproject.toml
+	test -x $(LOW_VENV)/bin/python || python3 -m venv $(LOW_VENV)
+	$(LOW_VENV)/bin/python -c "import torch" 2>/dev/null || \
+		$(LOW_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(LOW_VENV)/bin/python -m pip install -q -e . pytest "transformers==$(LOWEST_TRANSFORMERS)"
+	touch $@
+
+test-lowest: $(LOW_VENV)/.installed
+	$(LOW_VENV)/bin/python -c "import transformers; print('transformers', transformers.__version__)"
+	$(LOW_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_decoding.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/runner_overhead.py

@@ -59,7 +59,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from paligemma_eval.harness.npz import load_npz
 
-    model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base)
+    # the converted directory keeps the checkpoint's own config (caps, window) as published
+    model = load_npz(str(args.checkpoint), dtype=args.dtype, device="cpu", base=args.npz_base,
+                     decode_config="checkpoint")
     args.output.mkdir(parents=True, exist_ok=True)
     for parameter in model.model.parameters():   # safetensors stores contiguous tensors only
         parameter.data = parameter.data.contiguous()
@@ -98,6 +100,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "0=70GiB,1=70GiB,cpu=200GiB")
     parser.add_argument("--kind", choices=["pt", "mix", "ft"],
                         help="checkpoint kind for report labels (default: guessed from the name)")
+    parser.add_argument("--decode-config", choices=["big_vision", "checkpoint"],
+                        help="PaliGemma 2: big_vision (default, as every card number was made: "
+                             "no final logit soft-cap, no sliding window) or checkpoint (exactly "
+                             "as its config says; never paired with card numbers)")
     parser.add_argument("--npz-base",
                         help="for a big_vision .npz: transformers checkpoint of the same variant "
                              "(tokenizer, processor, config); default: the matching hub id")
@@ -163,6 +169,10 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
     from paligemma_eval.harness.results import write_results
     from paligemma_eval.harness.runner import prepare, run_task
 
+    if args.backend == "vllm" and args.decode_config == "big_vision":
+        raise UsageError("--backend vllm runs the checkpoint's own config (final soft-cap, "
+                         "sliding window): use --decode-config checkpoint or the transformers "
+                         "backend")
     # Every task's data is found and checked before the model loads: a broken file for the
     # last task must not cost the time of the ones before it.
     prepared = {task.name: prepare(task, options.data_dir, options.limit) for task in tasks}
@@ -175,7 +185,8 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
     else:
         model = load_model(args.model, dtype=args.dtype, device=context.device or args.device,
                            device_map=args.device_map, revision=args.revision, kind=args.kind,
-                           npz_base=args.npz_base, max_memory=args.max_memory)
+                           npz_base=args.npz_base, max_memory=args.max_memory,
+                           decode_config=args.decode_config or "big_vision")
     if context.rank == 0:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "

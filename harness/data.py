@@ -23,6 +23,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from paligemma_eval.harness import images
 from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource
 
@@ -236,21 +237,27 @@ def check_columns(rows: datasets.Dataset, required: tuple[str, ...], what: str) 
                            f"(it has: {', '.join(rows.column_names)})")
 
 
-def _open(value: Any) -> Image.Image:
+def _read(value: Any) -> bytes | Image.Image:
+    """The encoded bytes of an image cell (or the PIL image it already holds)."""
     if isinstance(value, Image.Image):
         return value
     if isinstance(value, dict):
         if value.get("bytes"):
-            return Image.open(io.BytesIO(value["bytes"]))
+            return value["bytes"]
         value = value.get("path")
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         # Datasets that carry image URLs (COCO Karpathy): fetched per example, so a dead link
         # fails that example only.
         with urllib.request.urlopen(value, timeout=60) as response:
-            return Image.open(io.BytesIO(response.read()))
+            return response.read()
     if value:
-        return Image.open(value)
+        return Path(value).read_bytes()
     raise ValueError("image cell is empty")
+
+
+def _open(value: Any) -> Image.Image:
+    content = _read(value)
+    return content if isinstance(content, Image.Image) else Image.open(io.BytesIO(content))
 
 
 def image_size(value: Any) -> tuple[int, int]:
@@ -260,31 +267,23 @@ def image_size(value: Any) -> tuple[int, int]:
 
 
 def resize(image: Image.Image, size: int, method: str) -> Image.Image:
-    """Resize to size x size as big_vision's `resize` does before the model sees the image:
-    bilinear with antialias (PIL's bilinear filter widens with the scale factor) or, for the
-    configs that turn it off (VizWiz), plain bilinear interpolation with half-pixel centres as in
-    tf.image.resize. "processor" leaves resizing to the transformers processor (bicubic). An image
-    already at the target size passes through the processor's resize unchanged."""
-    if method == "processor" or image.size == (size, size):
+    """Resize to size x size as big_vision's `resize(size[, antialias=True])` does before the model
+    sees the image: "bilinear-antialias" or "bilinear" (harness/images.py: TensorFlow's filter,
+    truncated back to 8 bits). "processor" leaves resizing to the transformers processor
+    (bicubic). An image already at the target size passes through the processor's resize
+    unchanged."""
+    if method == "processor":
         return image
-    if method == "bilinear-antialias":
-        return image.resize((size, size), Image.BILINEAR)
-    if method == "bilinear":
-        import numpy as np
-        import torch
-
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        out = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear",
-                                              align_corners=False, antialias=False)
-        array = out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-        return Image.fromarray(array)
-    raise ValueError(f"unknown resize method {method!r}")
+    if method not in images.RESIZE_METHODS:
+        raise ValueError(f"unknown resize method {method!r}")
+    return Image.fromarray(images.resize(np.asarray(image.convert("RGB")), size,
+                                         antialias=method == "bilinear-antialias"))
 
 
 def decode_image(value: Any) -> Image.Image:
-    """An RGB image from a dataset cell ({bytes, path}, a path, or a PIL image)."""
-    image = _open(value)
-    try:
-        return image.convert("RGB")
-    finally:
-        image.close()
+    """An RGB image from a dataset cell ({bytes, path}, a path, or a PIL image), decoded as
+    big_vision's tf.io.decode_image(channels=3) decodes it (harness/images.py)."""
+    content = _read(value)
+    if isinstance(content, Image.Image):
+        return Image.fromarray(images.rgb(content))
+    return Image.fromarray(images.decode(content))

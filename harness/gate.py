@@ -202,8 +202,19 @@ def compare_metric(baseline: Run, candidate: Run, task: str, metric: str,
             "stderr": entry_b.get("stderr"), "n": entry_b.get("n"), "paired": False}
 
 
+# How the model decoded (harness/models.py ModelInfo.decoding): runs that differ here differ in
+# how the same weights were run, not only in the weights.
+MODEL_DECODING = ("decode_config", "final_logit_softcapping", "attn_logit_softcapping",
+                  "sliding_window", "text_attention", "vision_attention")
+
+
 def _check_comparable(baseline: Run, candidate: Run, tasks: list[str]) -> list[str]:
     problems = []
+    if baseline.path != Path("published"):
+        for name in MODEL_DECODING:
+            a, b = ((run.model or {}).get(name) for run in (baseline, candidate))
+            if a != b:
+                problems.append(f"model {name} differs ({a!r} vs {b!r})")
     for task in tasks:
         if task not in candidate.tasks:
             problems.append(f"task {task} is in the baseline but not in the candidate")

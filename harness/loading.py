@@ -29,7 +29,8 @@ LOADERS: list[tuple[Callable[[str], bool], Callable[..., PaliGemmaModel]]] = [
 def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
                device_map: str | None = None, revision: str | None = None,
                kind: str | None = None, npz_base: str | None = None,
-               max_memory: dict | None = None) -> PaliGemmaModel:
+               max_memory: dict | None = None,
+               decode_config: str = "big_vision") -> PaliGemmaModel:
     """Load a checkpoint: embedded short name, local directory, hub id or big_vision .npz."""
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
@@ -38,5 +39,6 @@ def load_model(spec: str, *, dtype: str | None = None, device: str = "auto",
     for accepts, loader in LOADERS:
         if accepts(spec):
             return loader(spec, dtype=dtype, device=device, device_map=device_map,
-                          revision=revision, kind=kind, npz_base=npz_base, max_memory=max_memory)
+                          revision=revision, kind=kind, npz_base=npz_base, max_memory=max_memory,
+                          decode_config=decode_config)
     raise ModelError(f"no loader accepts {spec!r}")

@@ -2,6 +2,13 @@
 
 Family, size and resolution are read from the config, never from the name. `load_transformers`
 reads a transformers directory or hub id; harness/loading.py picks the loader for a checkpoint.
+
+How a Gemma 2 text tower decodes is set here, for every loader (`decode_setup`): by default as
+big_vision ran every card number (no final logit soft-cap, global attention on every layer), or
+with `decode_config="checkpoint"` exactly as the checkpoint's config says (soft-cap 30, a
+4,096-token window on half the layers). The text tower always runs an attention that applies
+Gemma 2's attention soft-cap (eager: SDPA drops it), the vision tower SDPA; what was used is in
+ModelInfo and so in every run key and results file.
 """
 
 from __future__ import annotations
@@ -24,6 +31,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 _SIZES = {("paligemma", 2048): "3B", ("paligemma2", 2304): "3B", ("paligemma2", 3584): "10B",
           ("paligemma2", 4608): "28B"}
 
+DECODE_CONFIGS = ("big_vision", "checkpoint")
+# Text attention per text tower: Gemma 2's must apply its attention soft-cap, which SDPA drops
+# (transformers 5.17 / 5.18 pick SDPA by default); Gemma 1 has no cap, SDPA is exact.
+TEXT_ATTENTION = {"gemma": "sdpa", "gemma2": "eager"}
+CAPPING_ATTENTION = ("eager",)
+VISION_ATTENTION = "sdpa"
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -37,6 +51,13 @@ class ModelInfo:
     kind: str            # "pt", "mix", "ft" or "unknown": the only field taken from the name
     embedded: bool = False
     backend: str = "transformers"
+    # How it decodes (decode_setup): "big_vision" or "checkpoint", and the settings in force
+    decode_config: str = "checkpoint"
+    final_logit_softcapping: float | None = None
+    attn_logit_softcapping: float | None = None
+    sliding_window: int | None = None     # None: global attention on every layer
+    text_attention: str | None = None
+    vision_attention: str | None = None
 
     @property
     def variant(self) -> str:
@@ -48,6 +69,12 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "variant": self.variant}
 
+    def decoding(self) -> dict[str, Any]:
+        """What decides the numbers besides the weights: part of every run key."""
+        return {name: getattr(self, name) for name in (
+            "decode_config", "final_logit_softcapping", "attn_logit_softcapping",
+            "sliding_window", "text_attention", "vision_attention")}
+
 
 def describe_config(config: Any, n_parameters: int) -> dict[str, Any]:
     """Family, size and resolution of a PaliGemmaConfig."""
@@ -58,6 +85,44 @@ def describe_config(config: Any, n_parameters: int) -> dict[str, Any]:
     width = config.text_config.hidden_size
     size = _SIZES.get((family, width)) or f"{n_parameters / 1e6:.2f}M"
     return {"family": family, "size": size, "resolution": int(config.vision_config.image_size)}
+
+
+def decode_setup(config: Any, decode_config: str) -> dict[str, Any]:
+    """Set a PaliGemmaConfig (before the model is built) to decode as `decode_config` says, and
+    pin the attention implementations; returns the `attn_implementation` to build it with."""
+    if decode_config not in DECODE_CONFIGS:
+        raise ModelError(f"--decode-config {decode_config!r}: choose one of "
+                         f"{', '.join(DECODE_CONFIGS)}")
+    text = config.text_config
+    if decode_config == "big_vision" and text.model_type == "gemma2":
+        # big_vision's paligemma.Model takes the logits before the cap (its PaliGemma 2 transfer
+        # template sets final_logits_softcap=0) and its Gemma 2 has no sliding window. The
+        # window's size stays in the config, unused: no layer is a sliding one.
+        text.final_logit_softcapping = None
+        text.layer_types = ["full_attention"] * text.num_hidden_layers
+    attention = {"text_config": TEXT_ATTENTION.get(text.model_type, "eager"),
+                 "vision_config": VISION_ATTENTION}
+    config._attn_implementation = attention
+    return attention
+
+
+def decode_settings(model: Any, decode_config: str, spec: str) -> dict[str, Any]:
+    """The settings a loaded model decodes with, read from its modules; refuses a text attention
+    that would drop Gemma 2's attention soft-cap."""
+    text = model.model.language_model.config
+    vision = model.model.vision_tower.config
+    attn_cap = getattr(text, "attn_logit_softcapping", None)
+    text_attention = text._attn_implementation
+    if attn_cap and text_attention not in CAPPING_ATTENTION:
+        raise ModelError(f"{spec}: text attention {text_attention!r} drops Gemma 2's attention "
+                         f"soft-cap ({attn_cap}); this transformers must run it with "
+                         f"{' or '.join(CAPPING_ATTENTION)}")
+    layer_types = getattr(text, "layer_types", None) or []
+    window = getattr(text, "sliding_window", None) if "sliding_attention" in layer_types else None
+    return {"decode_config": decode_config,
+            "final_logit_softcapping": getattr(text, "final_logit_softcapping", None),
+            "attn_logit_softcapping": attn_cap, "sliding_window": window,
+            "text_attention": text_attention, "vision_attention": vision._attn_implementation}
 
 
 def kind_from_name(name: str) -> str:
@@ -194,7 +259,7 @@ def _is_transformers_dir(path: Path) -> bool:
 
 def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
                        revision: str | None, kind: str | None, max_memory: dict | None = None,
-                       **_: Any) -> PaliGemmaModel:
+                       decode_config: str = "big_vision", **_: Any) -> PaliGemmaModel:
     from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
     name = str(EMBEDDED.get(spec, spec))
@@ -219,8 +284,10 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
                              f"({str(error).splitlines()[0]})") from None
     if config.model_type != "paligemma":
         raise ModelError(f"{spec}: model_type is {config.model_type!r}, not a PaliGemma checkpoint")
+    attention = decode_setup(config, decode_config)
     model = PaliGemmaForConditionalGeneration.from_pretrained(
-        name, revision=revision, dtype=DTYPES[dtype], device_map=device_map or None,
+        name, revision=revision, config=config, attn_implementation=attention,
+        dtype=DTYPES[dtype], device_map=device_map or None,
         max_memory=max_memory if device_map else None)
     if not device_map:
         model = model.to(device)
@@ -235,5 +302,6 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
     info = ModelInfo(id=spec, revision=resolved, fingerprint=fingerprint, dtype=dtype,
                      kind=kind or ("demo" if spec in EMBEDDED else
                                    kind_from_name(path.name if path.exists() else name)),
-                     embedded=spec in EMBEDDED, **describe_config(config, n_parameters))
+                     embedded=spec in EMBEDDED, **describe_config(config, n_parameters),
+                     **decode_settings(model, decode_config, spec))
     return PaliGemmaModel(model, processor, info)

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from paligemma_eval.harness.errors import ModelError
-from paligemma_eval.harness.models import DTYPES, ModelInfo, PaliGemmaModel, describe_config
+from paligemma_eval.harness.models import (DTYPES, ModelInfo, PaliGemmaModel, decode_settings,
+                                           decode_setup, describe_config)
 
 HF_VOCAB, BV_VOCAB = 257216, 257152
 # Published text towers: width -> (family, size, layers, heads, kv heads, head_dim, mlp, scale).
@@ -574,7 +575,8 @@ def _device_for(plan: dict[str, Any], name: str) -> Any:
 
 def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str | None = None,
                  max_memory: dict | None = None, config: Any = None,
-                 ckpt: NpzCheckpoint | None = None) -> tuple[Any, Any, Variant]:
+                 ckpt: NpzCheckpoint | None = None,
+                 decode_config: str = "big_vision") -> tuple[Any, Any, Variant]:
     """The model with the checkpoint's weights, each tensor placed on its device as it is read
     (never a full copy in host memory first). Returns (model, config, variant)."""
     from accelerate import dispatch_model, init_empty_weights
@@ -587,6 +589,7 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
     try:
         variant = infer_variant(ckpt.shapes(), strict=config is None)
         config = config or published_config(variant)
+        decode_setup(config, decode_config)
         # No random initialisation of parameters about to be overwritten (0.3 s for the 3B,
         # even on the meta device); buffers (rotary frequencies, embedding scale) are computed
         # in the modules' constructors and stay.
@@ -618,7 +621,8 @@ def load_weights(spec: str, *, dtype: str, device: str = "cpu", device_map: str 
 
 def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = None,
              revision: str | None = None, kind: str | None = None,
-             base: str | None = None, max_memory: dict | None = None) -> PaliGemmaModel:
+             base: str | None = None, max_memory: dict | None = None,
+             decode_config: str = "big_vision") -> PaliGemmaModel:
     from paligemma_eval.harness.models import EMBEDDED, kind_from_name
 
     ckpt = NpzCheckpoint(spec)
@@ -632,13 +636,15 @@ def load_npz(spec: str, *, dtype: str, device: str, device_map: str | None = Non
         processor = _processor(spec, base_name, revision)
         model, config, variant = load_weights(spec, dtype=dtype, device=device,
                                               device_map=device_map, max_memory=max_memory,
-                                              config=config, ckpt=ckpt)
+                                              config=config, ckpt=ckpt,
+                                              decode_config=decode_config)
     finally:
         ckpt.close()
     n_parameters = sum(p.numel() for p in model.parameters())
     info = ModelInfo(id=spec, revision=None, fingerprint=_fingerprint(ckpt.files), dtype=dtype,
                      kind=kind or kind_from_name(Path(spec).name),
-                     **describe_config(config, n_parameters))
+                     **describe_config(config, n_parameters),
+                     **decode_settings(model, decode_config, spec))
     return PaliGemmaModel(model, processor, info)
 
 

@@ -166,7 +166,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     settings = decoding(task, options)
     key = run_key(model=model.info.fingerprint, dtype=model.info.dtype,
                   backend=model.info.backend, task=task.name,
-                  prompt=task.prompt, decoding=settings)
+                  prompt=task.prompt, decoding=settings,
+                  model_decoding=model.info.decoding())   # caps, window, attention in force
     position = {example_id: i for i, example_id in enumerate(prepared.ids)}
     mine = [i for i in prepared.ids if position[i] % options.world_size == options.rank]
     fingerprints = input_fingerprints(prepared, mine)

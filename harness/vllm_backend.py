@@ -48,6 +48,7 @@ class VllmModel:
         self.info = ModelInfo(id=spec, revision=revision, dtype=dtype,
                               fingerprint=f"vllm:{spec}@{revision or 'main'}",
                               kind=kind or kind_from_name(spec), backend="vllm",
+                              decode_config="checkpoint",   # vLLM runs the config as written
                               **describe_config(config, n_parameters))
         self.device = "cuda"
 

@@ -116,10 +116,11 @@ def checkpoint_role(model: dict[str, Any]) -> str:
 
 
 def big_vision_decoding(model: dict[str, Any]) -> bool:
-    """A run decoded with a checkpoint's own generation config is not the card's decoding
-    (model["decode_config"], where the loader records it: a name or {"source": name})."""
+    """A PaliGemma 2 run decoded with the checkpoint's own config (final logit soft-cap, sliding
+    window: model["decode_config"] "checkpoint") is not the card's decoding; PaliGemma 1 has
+    neither setting, and results without the field predate it (big_vision's)."""
     config = model.get("decode_config")
-    if config is None:
+    if config is None or model.get("family") != "paligemma2":
         return True
     source = config.get("source") or config.get("name") if isinstance(config, dict) else config
     return source == "big_vision"

@@ -86,7 +86,8 @@ def _audit(args: argparse.Namespace, scorer: Any, server: Any, audit: Any, optio
 
     model = load_model(args.model, dtype=args.dtype, device=args.device,
                        device_map=args.device_map, revision=args.revision, kind=args.kind,
-                       npz_base=args.npz_base, max_memory=args.max_memory)
+                       npz_base=args.npz_base, max_memory=args.max_memory,
+                       decode_config=args.decode_config or "big_vision")
     try:
         document = run_audit(model, scorer, audit, options, calibration)
     except ScorerError as error:

@@ -4,12 +4,16 @@ One example per referring expression. Segmentation prompts `segment {expression}
 checkpoints); the `_raw` tasks send the bare expression, as big_vision evaluated its RefCOCO
 transfer checkpoints. Detection prompts `detect {expression}`. 48 new tokens, greedy.
 
-Segmentation: the first object's 4 <loc> + 16 <seg> tokens; the seg tokens are decoded to a 64x64
-mask by the VQ-VAE decoder (tasks/seg_decoder.py), resized bilinearly into the predicted box on
-the full-resolution image, thresholded at > 0 and compared with the ground-truth mask (COCO polygon
-or RLE, decoded by pycocotools). mIoU = mean of per-example IoU, invalid outputs counting 0. Also:
-box accuracy at IoU 0.5 / 0.75 (predicted box vs the ground-truth box), the invalid share, and
-cumulative IoU (cIoU = total intersection / total union, which other papers report).
+Segmentation, as big_vision's segmentation evaluator: only the output's first 4 <loc> + 16 <seg>
+tokens are read (tasks/metrics/segmentation.py); the seg tokens are decoded to a 64x64 mask by the
+VQ-VAE decoder (tasks/seg_decoder.py), resized bilinearly into the predicted box on the
+full-resolution image, thresholded at > 0 and compared with the ground-truth mask (COCO polygon or
+RLE, decoded by pycocotools). mIoU = mean of per-example IoU; an invalid output, or one whose box
+covers no whole pixel after int(), has mask IoU 0 and counts as invalid. Box IoU and box accuracy
+at IoU 0.5 / 0.75 compare the predicted box with the ground-truth box in normalised [0, 1]
+coordinates for every valid output (also one whose box collapses to no pixel), on the `_detect`
+tasks too. Also: the invalid share and cumulative IoU (cIoU = total intersection / total union,
+which other papers report).
 
 Hub copies (lmms-eval's): lmms-lab/RefCOCO, lmms-lab/RefCOCOplus (val, testA, testB) and
 lmms-lab/RefCOCOg (val, test); columns question_id, image, question, answer (list of referring
@@ -62,13 +66,10 @@ def ground_truth_mask(t: dict[str, Any]) -> np.ndarray:
 
 
 def _truth_box(t: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The ground-truth box (y1, x1, y2, x2) normalised to [0, 1], as big_vision compares boxes."""
     x, y, w, h = t["bbox"]
-    return y, x, y + h, x + w
-
-
-def _box_pixels(box: tuple[float, float, float, float], t: dict[str, Any]) -> tuple:
-    y1, x1, y2, x2 = box
-    return y1 * t["height"], x1 * t["width"], y2 * t["height"], x2 * t["width"]
+    height, width = t["height"], t["width"]
+    return y / height, x / width, (y + h) / height, (x + w) / width
 
 
 @lru_cache(maxsize=4)
@@ -87,12 +88,15 @@ def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
     return np.concatenate(logits)
 
 
-def valid(o: seg.Detection, t: dict[str, Any]) -> bool:
+def mask_valid(o: seg.Detection, t: dict[str, Any]) -> bool:
+    """A valid output whose box covers at least one whole pixel of the image."""
     return o.box is not None and not seg.collapsed(o.box, t["height"], t["width"])
 
 
 def box_ratios(objects: list[seg.Detection], targets: list[dict]) -> dict[str, Ratio]:
-    ious = np.array([seg.box_iou(_box_pixels(o.box, t), _truth_box(t)) if valid(o, t) else 0.0
+    """Box IoU in normalised coordinates for every valid output, also one whose box collapses
+    to no pixel (big_vision); an invalid output has IoU 0."""
+    ious = np.array([seg.box_iou(o.box, _truth_box(t)) if o.box is not None else 0.0
                      for o, t in zip(objects, targets)])
     return {"box_acc@0.5": Ratio.mean(ious >= 0.5), "box_acc@0.75": Ratio.mean(ious >= 0.75),
             "box_iou": Ratio.mean(ious)}
@@ -100,7 +104,7 @@ def box_ratios(objects: list[seg.Detection], targets: list[dict]) -> dict[str, R
 
 def score_segmentation(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
     objects = [seg.first_object(p, need_seg=True) for p in predictions]
-    usable = [valid(o, t) and o.seg is not None for o, t in zip(objects, targets)]
+    usable = [mask_valid(o, t) for o, t in zip(objects, targets)]   # else mask IoU 0
     logits = iter(decode_masks([o.seg for o, ok in zip(objects, usable) if ok]))
     ious, inter, union = [], [], []
     for obj, ok, t in zip(objects, usable, targets):
@@ -121,7 +125,7 @@ def score_segmentation(ids: list[str], predictions: list[str], targets: list[dic
 def score_detection(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
     objects = [seg.first_object(p) for p in predictions]
     return Scores(ids, {**box_ratios(objects, targets),
-                        "invalid": Ratio.mean([not valid(o, t) for o, t in zip(objects, targets)])})
+                        "invalid": Ratio.mean([o.box is None for o in objects])})
 
 
 def _polygons(segmentation: Any) -> list[list[float]]:

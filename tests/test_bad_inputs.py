@@ -42,6 +42,9 @@ CASES = {
     "empty parquet": (bad_data("empty parquet"), "empty file"),
     "empty jsonl": (bad_data("empty jsonl"), "empty file"),
     "malformed jsonl": (bad_data("malformed jsonl"), "not a readable json file (JSON parse"),
+    "vllm decoding as big_vision": (lambda t, d: ["--backend", "vllm", "--decode-config",
+                                                  "big_vision", "--tasks", "mmvp", "--data-dir",
+                                                  str(d)], "--decode-config checkpoint"),
 }
 
 

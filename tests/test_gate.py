@@ -265,3 +265,17 @@ def test_gate_names_the_flipped_examples_in_summary_and_junit(runs, tmp_path):
     assert [line.split()[1].rstrip(":") for line in failure.splitlines()
             if line.startswith("  worse")] == worse[:3]
     assert f"worse {worse[0]}:" in done.stdout       # the terminal lists them too
+
+
+def test_runs_decoded_differently_do_not_gate_silently(tmp_path):
+    from paligemma_eval.harness.gate import Run, _check_comparable
+
+    model = {"variant": "224-3B", "family": "paligemma2", "size": "3B",
+             "decode_config": "big_vision", "final_logit_softcapping": None}
+    a = Run(tmp_path / "a", model, {})
+    b = Run(tmp_path / "b", {**model, "decode_config": "checkpoint",
+                             "final_logit_softcapping": 30.0}, {})
+    assert _check_comparable(a, b, []) == [
+        "model decode_config differs ('big_vision' vs 'checkpoint')",
+        "model final_logit_softcapping differs (None vs 30.0)"]
+    assert _check_comparable(a, Run(tmp_path / "c", dict(model), {}), []) == []

@@ -173,3 +173,16 @@ def test_prompts_are_cut_where_big_vision_cuts_them():
     tasks = registry.all_tasks()
     for name in BIG_VISION_EVAL:
         assert tasks[name].max_prompt_tokens == BIG_VISION_PROMPT_TOKENS.get(name), name
+
+
+def test_a_checkpoint_config_run_is_never_paired_with_a_card_row():
+    model = {"id": "/ck/mine", "variant": "224-3B", "size": "3B", "family": "paligemma2",
+             "resolution": 224, "finetuned_for": ["okvqa_val"]}
+    assert published.card_value("okvqa_val", "accuracy", model)["percent"] == 64.2
+    assert published.card_value("okvqa_val", "accuracy",
+                                {**model, "decode_config": "big_vision"})["percent"] == 64.2
+    assert published.card_value("okvqa_val", "accuracy",
+                                {**model, "decode_config": "checkpoint"}) is None
+    # PaliGemma 1 has no final soft-cap or window: its decode config changes nothing
+    v1 = {**model, "variant": "ft-224", "family": "paligemma", "decode_config": "checkpoint"}
+    assert published.card_value("okvqa_val", "accuracy", v1)["percent"] == 63.54

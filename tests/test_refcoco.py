@@ -158,14 +158,48 @@ def test_big_vision_parsing_rules(constant_decoder, prediction, problem):
     assert scores.ratios["box_acc@0.5"].value == 0.0   # invalid for box accuracy too
 
 
-def test_a_box_that_collapses_to_no_pixel_is_invalid(constant_decoder):
+def test_a_box_that_collapses_to_no_pixel_keeps_its_box_iou(constant_decoder):
+    """big_vision: box IoU in normalised coordinates for every valid output; only the mask of
+    a box with no whole pixel after int() is invalid."""
     constant_decoder(1.0)
-    tiny = locs(205, 205, 207, 614) + SEG16          # rows int(2.004)..int(2.024): no whole row
-    assert seg.first_object(tiny, need_seg=True).box is not None
-    scores = score_segmentation(["a"], [tiny], [target()])
-    assert scores.ratios["invalid"].value == 1.0
-    detection = score_detection(["a"], [tiny], [target()])
-    assert detection.ratios["invalid"].value == 1.0
+    thin = locs(205, 205, 207, 614) + SEG16          # rows int(2.004)..int(2.024): no whole row
+    assert seg.first_object(thin, need_seg=True).box is not None
+    scores = score_segmentation(["a"], [thin], [target()])
+    box = (205 / 1023, 205 / 1023, 207 / 1023, 614 / 1023)
+    expected = seg.box_iou(box, (0.2, 0.2, 0.6, 0.6))
+    assert expected > 0
+    assert scores.ratios["box_iou"].value == pytest.approx(expected)
+    assert scores.ratios["invalid"].value == 1.0 and scores.ratios["miou"].value == 0.0
+    detection = score_detection(["a"], [thin], [target()])
+    assert detection.ratios["invalid"].value == 0.0
+    assert detection.ratios["box_iou"].value == pytest.approx(expected)
+
+
+def test_only_the_first_20_tokens_are_read(constant_decoder):
+    constant_decoder(1.0)
+    exact = locs(205, 205, 614, 614) + SEG16
+    for prediction in (exact + "<seg016>",                       # 17 seg tokens: valid
+                       exact + " the dog ; <loc0000>garbage<seg999>",  # text after the 20th
+                       exact + "<seg200><loc100>"):
+        scores = score_segmentation(["a"], [prediction], [target()])
+        assert scores.ratios["invalid"].value == 0.0, prediction
+        assert scores.ratios["miou"].value == 1.0, prediction
+        assert scores.ratios["box_acc@0.75"].value == 1.0, prediction
+
+
+@pytest.mark.parametrize("prediction", [
+    "<loc100><loc0205><loc0614><loc0614>" + SEG16,     # three digits: text, not a location
+    "<loc00205><loc0205><loc0614><loc0614>" + SEG16,   # five digits
+    locs(205, 205, 614, 614) + "<seg01>" + SEG16[8:],  # two-digit seg
+])
+def test_a_location_is_exactly_loc_and_four_digits(constant_decoder, prediction):
+    constant_decoder(1.0)
+    scores = score_segmentation(["a"], [prediction], [target()])
+    assert scores.ratios["invalid"].value == 1.0 and scores.ratios["box_iou"].value == 0.0
+    box_only = prediction.split("<seg")[0]
+    if box_only != locs(205, 205, 614, 614):   # the malformed location, on a _detect task too
+        assert score_detection(["a"], [box_only], [target()]).ratios["invalid"].value == 1.0
+        assert seg.parse(box_only) == []
 
 
 def test_detection_does_not_need_seg_tokens():

@@ -2,11 +2,14 @@
 
 Output format: `<locA><locB><locC><locD>` (y_min, x_min, y_max, x_max; each round(v * 1023)),
 then optionally sixteen `<segNNN>` tokens, then an optional label; several objects are joined by
-" ; ". Boxes decode with /1023 as big_vision's evaluator does (the public demo parser's /1024 is a
-known discrepancy). A prediction is invalid (IoU 0, counted) when it has no complete box, any
-index is out of range, y2 <= y1 or x2 <= x1, the box collapses to no whole pixel on the image,
-the output does not begin with the box, or (for masks) the sixteen seg tokens after it are
-missing or malformed, which invalidates its box too. Parsing never raises.
+" ; ". A location token is exactly `<loc` + four digits + `>`, a seg token `<seg` + three digits +
+`>` (the vocabulary's spelling: `<loc100>` is text). Boxes decode with /1023 as big_vision's
+evaluator does (the public demo parser's /1024 is a known discrepancy).
+
+big_vision's segmentation evaluator (`evaluators/proj/paligemma/transfers/segmentation.py`) reads
+only the first 4 + 16 tokens: anything after them (a 17th seg token, a label, more objects) is
+ignored. An output is invalid when those 20 are not four loc tokens (0..1023) then sixteen seg
+tokens (0..127), or y2 <= y1 or x2 <= x1. Parsing never raises.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_OBJECT = re.compile(r"((?:<loc\d+>){4})((?:<seg\d+>)*)\s*([^<;]*)")
+_OBJECT = re.compile(r"((?:<loc\d{4}>){4})((?:<seg\d{3}>)*)\s*([^<;]*)")
 _NUMBER = re.compile(r"<(?:loc|seg)(\d+)>")
 LOC_RANGE, SEG_RANGE = 1024, 128
 
@@ -49,21 +52,24 @@ def parse(text: str) -> list[Detection]:
     return found
 
 
-_START = re.compile(r"\s*(?:<loc\d+>){4}")
-_SEG_AFTER_BOX = re.compile(r"\s*(?:<loc\d+>){4}(?:<seg\d+>){16}(?!<seg)")
+_BOX = re.compile(r"\s*((?:<loc\d{4}>){4})")
+_SEG16 = re.compile(r"(?:<seg\d{3}>){16}")
 
 
 def first_object(text: str, need_seg: bool = False) -> Detection:
-    """The object RefCOCO scores, by big_vision's rules: the output must begin with four <loc>
-    tokens (no searching for a box later in the text); on segmentation tasks exactly sixteen
-    valid <seg> tokens must follow, or the box does not count either."""
+    """The object RefCOCO scores, by big_vision's rules: the output's first four tokens must be
+    <loc> tokens (no searching for a box later in the text) and, on segmentation tasks, the next
+    sixteen <seg> tokens, or the box does not count either. Later tokens are never read."""
     text = text if isinstance(text, str) else ""
-    if not _START.match(text):
+    box = _BOX.match(text)
+    if not box:
         return Detection(None, None, "", "output does not begin with four <loc> tokens")
-    found = parse(text)[0]
-    if need_seg and (found.seg is None or not _SEG_AFTER_BOX.match(text)):
-        return Detection(None, None, found.label, "missing or malformed <seg> tokens")
-    return found
+    codes = _SEG16.match(text, box.end())
+    seg = tuple(int(n) for n in _NUMBER.findall(codes.group())) if codes else None
+    if need_seg and (seg is None or any(v >= SEG_RANGE for v in seg)):
+        return Detection(None, None, "", "missing or malformed <seg> tokens")
+    found = parse(box.group(1))[0]
+    return Detection(found.box, seg if need_seg else None, "", found.problem)
 
 
 def collapsed(box: tuple[float, float, float, float], height: int, width: int) -> bool:
