@@ -34,10 +34,41 @@ def writable_dir(path: Path) -> Path:
     return path
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "\\n")
+
+
+def task_table(tasks: dict[str, registry.Task]) -> str:
+    """README's task table: data, prompt (ours where the card's is unpublished), decoding, rule
+    and card rows of each task, from the registry and reports/card_rows.json."""
+    from paligemma_eval.reports.published import card_rows
+
+    cards = card_rows()
+    lines = ["| task | data | prompt | decoding | metric: rule | card rows |",
+             "|---|---|---|---|---|---|"]
+    for name, task in tasks.items():
+        ours = "card's prompt unpublished" in f"{task.rule} {task.description}"
+        prompt = f"`{_cell(task.prompt)}`" + (" (ours: the card's is unpublished)" if ours else "")
+        decoding = f"{task.max_new_tokens} tokens, " + \
+            (f"{task.num_beams} beams" if task.num_beams > 1 else "greedy")
+        if task.frames:
+            decoding += f", {task.frames.count} frames (stride {task.frames.stride})"
+        elif task.extra_image_columns:
+            decoding += f", {1 + len(task.extra_image_columns)} images"
+        metric = task.headline or "submission file"
+        rows = "; ".join(f"{e['card']}: {e['benchmark']}" for e in cards.get(name, [])) or "-"
+        lines.append(f"| `{name}` | {_cell(task.source.describe())} | {prompt} | {decoding} | "
+                     f"{_cell(metric)}: {_cell(task.rule or '-')} | {_cell(rows)} |")
+    return "\n".join(lines)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from paligemma_eval.reports.published import card_rows
 
     tasks = registry.all_tasks()
+    if args.markdown:
+        print(task_table({n: t for n, t in tasks.items() if registry.is_builtin(n)}))
+        return 0
     width = max(len(n) for n in tasks)
     cards = card_rows()
     for name, task in tasks.items():
@@ -346,7 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Evaluate PaliGemma / PaliGemma 2 checkpoints on registered benchmark tasks."))
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("tasks", help="list registered tasks").set_defaults(func=cmd_tasks)
+    listing = commands.add_parser("tasks", help="list registered tasks")
+    listing.add_argument("--markdown", action="store_true",
+                         help="the built-in tasks as README's Markdown table (default: one line "
+                              "per task, plugins included)")
+    listing.set_defaults(func=cmd_tasks)
 
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
     add_model_args(run)

@@ -217,6 +217,12 @@ def broken_plugins() -> dict[str, str]:
     return dict(_BROKEN)
 
 
+def is_builtin(name: str) -> bool:
+    """Whether this package's own task families registered the task (not a plugin)."""
+    all_tasks()
+    return _ORIGIN.get(name, "").startswith(BUILTIN_PREFIX)
+
+
 def all_tasks() -> dict[str, Task]:
     _load_plugins()
     return dict(sorted(_TASKS.items()))
