@@ -164,7 +164,7 @@ def describe(error: Any, fmt: Format) -> str:
         table = f"[{'.'.join(map(str, path))}] " if fmt.toml else at
         return f"{table}unknown key {_printable(extra[0])!r} (known: {', '.join(known)})"
     if kind == "const":
-        if not path or (len(path) == 1 and path[0] == "kind"):
+        if path == ["kind"]:     # the key that tells the harness's JSON files apart
             return f"not a {fmt.title}: \"kind\" is {_kind(instance)}, not {value!r}"
         return f"{at}must be {value!r}, got {_kind(instance)}"
     if kind in ("minItems", "maxItems"):

@@ -129,7 +129,7 @@ def test_after_another_model_the_file_holds_its_lines_only(tmp_path, data_dir):
 def record(example_id: str, key: str = "k", prediction: str | None = "yes",
            error: str | None = None) -> dict:
     done = {"prediction": prediction} if error is None else {"error": error}
-    return {"key": key, "id": example_id, "input": f"in-{example_id}", **done}
+    return {"format": 1, "key": key, "id": example_id, "input": f"in-{example_id}", **done}
 
 
 def write(path: Path, records: list[dict]) -> None:
