@@ -195,6 +195,44 @@ def _versions(fmt: Format) -> str:
     return "version " + ", ".join(map(str, fmt.versions))
 
 
+# Keywords whose verdict depends only on a value's shape: its keys, the JSON types of its values
+# (a float that is integral apart), and whether a string is empty (minLength 1). For a schema made of these alone, two values of
+# one shape get one verdict, so a JSONL file's lines (thousands, all of a few shapes) are checked
+# by jsonschema once per shape.
+SHAPE_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required", "properties",
+                  "additionalProperties", "items", "if", "then", "else", "minLength"}
+
+
+def _shape_only(node: Any) -> bool:
+    if isinstance(node, list):
+        return all(map(_shape_only, node))
+    if not isinstance(node, dict):
+        return True
+    if not set(node) <= SHAPE_KEYWORDS or node.get("minLength", 1) != 1:
+        return False
+    subschemas = [*node.get("properties", {}).values(), node.get("additionalProperties"),
+                  node.get("items"), node.get("if"), node.get("then"), node.get("else")]
+    return all(_shape_only(s) for s in subschemas if isinstance(s, dict))
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple((key, _shape(item)) for key, item in sorted(value.items()))
+    if isinstance(value, list):
+        return ("list", frozenset(map(_shape, value)))
+    if isinstance(value, str):
+        return "str" if value else "empty str"
+    if isinstance(value, float):    # 1.0 is an integer to JSON Schema, 1.5 is not
+        return "integral float" if value.is_integer() else "float"
+    return type(value).__name__
+
+
+@cache
+def _shape_verdicts(name: str) -> dict[Any, bool] | None:
+    """Verdicts by value shape, for a schema whose verdicts depend on shape alone; else None."""
+    return {} if _shape_only(_schemas()[name]) else None
+
+
 def problem(document: Any, fmt: Format) -> str | None:
     """What is wrong with a parsed document (or line) of this format: None when nothing is."""
     from jsonschema.exceptions import best_match
@@ -203,9 +241,15 @@ def problem(document: Any, fmt: Format) -> str | None:
     if wrong_version:
         return wrong_version
     validator = _validator(fmt.schema)
-    if validator.is_valid(document):
-        return None
-    return describe(best_match(validator.iter_errors(document)), fmt)
+    verdicts = _shape_verdicts(fmt.schema) if fmt.lines else None
+    if verdicts is not None:
+        shape = _shape(document)
+        if shape not in verdicts:
+            verdicts[shape] = validator.is_valid(document)
+        valid = verdicts[shape]
+    else:
+        valid = validator.is_valid(document)
+    return None if valid else describe(best_match(validator.iter_errors(document)), fmt)
 
 
 def check(document: Any, fmt: Format, name: str) -> Any:

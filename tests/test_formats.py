@@ -89,3 +89,23 @@ def test_jsonl_problems_are_grouped_into_one_line(tmp_path):
         f'{path}: lines 2, 3 not a JSON object; line 4 without "id"; line 5 prediction must be '
         f"a string, got an integer (3); line 6 repeat an id given earlier")
     assert "\n" not in str(error.value)
+
+
+def test_lines_checked_once_per_shape_get_the_plain_validators_verdict():
+    """JSONL lines are checked by jsonschema once per shape (keys, value types): sound only for
+    schemas of shape keywords alone, which every line format is."""
+    lines = [{"id": "a", "prediction": "x"}, {"id": 1, "prediction": "x"},
+             {"id": 1.0, "prediction": "x"}, {"id": 1.5, "prediction": "x"},
+             {"id": "a", "error": "timeout"}, {"id": "a"}, {"id": None, "prediction": "x"},
+             {"id": "b", "prediction": "y", "extra": [1, "2"]}, {"prediction": "x"}]
+    cache_lines = [{"key": "k", "text": "t", "scores": {"A": 0.5}},
+                   {"key": "", "text": "t", "scores": {"A": 0.5}},
+                   {"key": "k", "text": "t", "scores": {"A": "high"}},
+                   {"key": "k", "text": "t", "scores": None, "error": "LANGUAGE"}]
+    for fmt, records in ((formats.PREDICTION, lines), (formats.SCORE_CACHE, cache_lines)):
+        plain = Draft202012Validator(formats.schema(fmt))
+        for _ in range(2):   # the second pass answers from the shape cache
+            for record in records:
+                assert (formats.problem(record, fmt) is None) == plain.is_valid(record), record
+    assert formats.problem({"id": 1.5, "prediction": "x"}, formats.PREDICTION) == \
+        "id must be a string or an integer, got a number (1.5)"
