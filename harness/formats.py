@@ -320,10 +320,10 @@ def parse_json(text: str) -> Any:
 
 def _parse_problem(error: Exception, text: str, fmt: Format) -> str:
     if isinstance(error, json.JSONDecodeError):
-        if error.pos >= len(text.rstrip()):
-            return f"cut short: the JSON ends early at line {error.lineno}, column " \
-                   f"{error.colno}: truncated?"
-        return f"not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+            return f"cut short: the JSON ends early at line {text.count(chr(10)) + 1}: " \
+                   f"truncated?"
+        return f"not JSON: {error}"
     if isinstance(error, tomllib.TOMLDecodeError):
         return f"not TOML: {error}"
     return str(error).replace("{title}", fmt.title)
@@ -468,11 +468,17 @@ def read_policy(path: Path) -> dict[str, Any]:
 
 
 def read_manifest(data: bytes, name: str) -> dict[str, Any]:
+    """An archive's manifest.json (its bytes, read from the zip), checked."""
+    label = f"{name}: manifest.json"
     try:
-        document = parse_json(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise FormatError(f"{name}: manifest.json is not JSON ({error})") from None
-    return check(document, MANIFEST, f"{name}: manifest.json")
+        text = data.decode("utf-8")
+        document = parse_json(text)
+    except UnicodeDecodeError:
+        raise FormatError(f"{label}: not text (not UTF-8)") from None
+    except ValueError as error:
+        raise FormatError(f"{label}: not a readable {MANIFEST.title} "
+                          f"({_parse_problem(error, text, MANIFEST)})") from None
+    return check(document, MANIFEST, label)
 
 
 def prediction_ids_unique() -> Callable[[dict], str | None]:
