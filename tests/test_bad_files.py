@@ -445,3 +445,17 @@ def snapshot_modes(root: Path) -> dict[str, tuple[int, int]]:
 
 def test_the_table_is_large_enough():
     assert len(CASES) + len(UNREADABLE) >= 100
+
+
+@pytest.mark.parametrize("verb", ["compare", "gate", "report"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_non_finite_headline_never_passes(good, tmp_path, data_dir, capsys, verb, value):
+    root = case_tree(good, tmp_path)
+    path = root / "run" / "results.json"
+    document = json.loads(path.read_text())
+    entry = document["tasks"]["vqav2_val"]["metrics"]["accuracy"]
+    entry["value"] = "HEADLINE"
+    path.write_text(json.dumps(document).replace('"HEADLINE"', value))
+    status, lines = run_verb(verb, root, data_dir, capsys)
+    assert status == 2 and len(lines) == 1, lines
+    assert "results.json" in lines[0] and "a non-finite number" in lines[0], lines
