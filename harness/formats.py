@@ -196,9 +196,9 @@ def _versions(fmt: Format) -> str:
 
 
 # Keywords whose verdict depends only on a value's shape: its keys, the JSON types of its values
-# (a float that is integral apart), and whether a string is empty (minLength 1). For a schema made of these alone, two values of
-# one shape get one verdict, so a JSONL file's lines (thousands, all of a few shapes) are checked
-# by jsonschema once per shape.
+# (a float that is integral apart), and whether a string is empty (minLength 1). For a schema
+# made of these alone, two values of one shape get one verdict, so a JSONL file's lines
+# (thousands, all of a few shapes) are checked by jsonschema once per shape.
 SHAPE_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required", "properties",
                   "additionalProperties", "items", "if", "then", "else", "minLength"}
 
