@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness import formats
+
 
 def run_key(**parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -49,28 +51,25 @@ class PredictionStore:
     def _repair(self) -> None:
         trim_cut_line(self.path)
 
+    def lines(self, unterminated_ok: bool = False) -> list[dict]:
+        """Every complete record, in the order written; any damaged line is a FormatError
+        naming it. A last line without its newline is a write cut short: ignored here, cut off
+        by the owner's next append (readers never truncate: another rank may be writing that
+        file right now). `unterminated_ok` accepts it, for files written by other tools."""
+        if not self.path.exists():
+            return []
+        return [record for _, record in formats.read_lines(
+            self.path, formats.PREDICTION, last_line="accept" if unterminated_ok else "ignore")]
+
     def load(self, key: str | None = None, unterminated_ok: bool = False) -> dict[str, dict]:
         """Records by id (under `key`, if given); the last record of an id wins (the file is
-        append-only: a later line is a newer attempt, e.g. a retried failure). A last line
-        without its newline is a write cut short: ignored here, cut off by the owner's next
-        append (readers never truncate: another rank may be writing that file right now).
-        `unterminated_ok` accepts it, for files written by other tools."""
-        records: dict[str, dict] = {}
-        if not self.path.exists():
-            return records
-        with open(self.path, "rb") as handle:
-            lines = handle.read().split(b"\n")
-        for line in lines if unterminated_ok else lines[:-1]:
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if key is None or record.get("key") == key:
-                records[str(record["id"])] = record
-        return records
+        append-only: a later line is a newer attempt, e.g. a retried failure)."""
+        return {str(record["id"]): record for record in self.lines(unterminated_ok)
+                if key is None or record.get("key") == key}
 
     def append(self, records: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        lines = "".join(formats.dump_line({"format": formats.PREDICTION.version, **r},
+                                          formats.PREDICTION, self.path) for r in records)
         if not lines:
             return
         if not self.repaired:  # only the file's one writer ever truncates it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -198,14 +197,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: Any) -> int:
     from paligemma_eval.harness.loading import load_model
     from paligemma_eval.harness.results import write_results
-    from paligemma_eval.harness.runner import prepare, run_task
+    from paligemma_eval.harness.runner import check_earlier_outputs, prepare, run_task
 
     if args.backend == "vllm" and args.decode_config == "big_vision":
         raise UsageError("--backend vllm runs the checkpoint's own config (final soft-cap, "
                          "sliding window): use --decode-config checkpoint or the transformers "
                          "backend")
     # Every task's data is found and checked before the model loads: a broken file for the
-    # last task must not cost the time of the ones before it.
+    # last task must not cost the time of the ones before it. So is what earlier runs left.
+    check_earlier_outputs(options.out, tasks)
     prepared = {task.name: prepare(task, options.data_dir, options.limit) for task in tasks}
 
     if args.backend == "vllm":
@@ -299,49 +299,19 @@ def _print_summary(name: str, result: dict) -> None:
           f"failed={len(result['failed'])}{reused}{seconds})")
 
 
-def _lines(numbers: list[int]) -> str:
-    shown = ", ".join(map(str, numbers[:10]))
-    return f"line{'s' if len(numbers) > 1 else ''} {shown}" + \
-        (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
-
-
 def read_predictions(path: Path) -> dict[str, dict]:
-    """An outside predictions file, strictly: one JSON object per line with "id" and a string
-    "prediction"; any malformed line, missing field or repeated id is an error naming lines."""
-    records: dict[str, dict] = {}
-    first_line: dict[str, int] = {}
-    malformed, no_id, no_prediction, duplicates = [], [], [], []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                malformed.append(number)
-                continue
-            if not isinstance(record, dict):
-                malformed.append(number)
-            elif "id" not in record:
-                no_id.append(number)
-            elif not isinstance(record.get("prediction"), str):
-                no_prediction.append(number)
-            elif str(record["id"]) in records:
-                duplicates.append(number)
-            else:
-                records[str(record["id"])] = record
-                first_line[str(record["id"])] = number
-    problems = [f"{_lines(malformed)} not a JSON object" if malformed else "",
-                f"{_lines(no_id)} without \"id\"" if no_id else "",
-                f"{_lines(no_prediction)} without a string \"prediction\"" if no_prediction else "",
-                f"{_lines(duplicates)} repeat an id given earlier" if duplicates else ""]
-    problems = [p for p in problems if p]
-    if problems:
-        raise UsageError(f"--predictions {path}: " + "; ".join(problems))
-    return records
+    """A predictions file, strictly: one JSON object per line with "id" and either a string
+    "prediction" or, as the run's own files hold for a failed example, an "error" (scored as
+    wrong); any malformed line, missing field or repeated id is an error naming the lines."""
+    from paligemma_eval.harness import formats
+
+    lines = formats.read_lines(path, formats.PREDICTION, f"--predictions {path}",
+                               last_line="accept", extra_check=formats.prediction_ids_unique())
+    return {str(record["id"]): record for _, record in lines}
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from paligemma_eval.harness import formats
     from paligemma_eval.harness.results import write_results
     from paligemma_eval.harness.runner import RunOptions, prepare, score
 
@@ -349,17 +319,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight([task])
-    if not args.predictions.is_file():
-        raise UsageError(f"--predictions {args.predictions}: no such file")
     writable_dir(args.output)
-    prepared = prepare(task, args.data_dir, args.limit)
     records = read_predictions(args.predictions)
+    if (args.output / "results.json").exists():    # merged into below: read it first
+        formats.read_results(args.output / "results.json")
+    prepared = prepare(task, args.data_dir, args.limit)
     missing = [i for i in prepared.ids if i not in records and i not in prepared.failed]
     if missing and not args.allow_partial:
         raise UsageError(f"--predictions {args.predictions}: {len(missing)} of "
                          f"{len(prepared.ids)} examples of {task.name} have no prediction (e.g. "
                          f"{missing[0]!r}); --allow-partial scores them as wrong")
     unknown = [i for i in records if i not in prepared.row_of]
+    records = {i: r for i, r in records.items() if i in prepared.row_of}
     result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
                                                  seed=args.seed))
     result.update(predictions_file=str(args.predictions), partial=bool(missing),

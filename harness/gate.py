@@ -26,7 +26,6 @@ import html
 import json
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,10 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from paligemma_eval.harness.errors import InputError
 from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
                                              units_are_examples)
+from paligemma_eval.harness.formats import read_policy, read_results, read_safety
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
 
@@ -60,21 +61,14 @@ class Run:
 
 
 def load_run(path: Path) -> Run:
-    """A run directory's results, checked: anything unreadable is a GateInputError (exit 2)."""
+    """A run directory's results, read back by their own readers (harness/formats.py): anything
+    unreadable is a FormatError, exit 2."""
     documents = []
     for name in RESULT_FILES:
         file = path / name
         if not file.exists():
             continue
-        try:
-            document = json.loads(file.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise GateInputError(f"{file}: not a readable results file ({error})") from None
-        tasks = document.get("tasks") if isinstance(document, dict) else None
-        if not isinstance(tasks, dict) or not all(
-                isinstance(t, dict) and isinstance(t.get("metrics"), dict) for t in tasks.values()):
-            raise GateInputError(f"{file}: no per-task \"metrics\" (not a paligemma-eval "
-                                 f"results file?)")
+        document = read_results(file) if name == "results.json" else read_safety(file)
         if document.get("complete") is False:   # an audit too few captions of which scored
             raise GateInputError(f"{file}: marked incomplete (coverage "
                                  f"{document.get('coverage')}); the gate cannot judge it")
@@ -87,41 +81,10 @@ def load_run(path: Path) -> Run:
     return Run(path, documents[0].get("model"), tasks)
 
 
-POLICY_KEYS = {"max_drop": (int, float), "max_drop_relative": (int, float),
-               "max_rise": (int, float), "require_significance": bool}
-
-
 def check_policy(policy: dict, baseline: Run, candidate: Run) -> None:
-    """Every key, task and metric a policy names must exist and have the right type: a misspelt
-    name would otherwise silently gate nothing."""
-    unknown = sorted(set(policy) - {"default", "tasks"})
-    if unknown:
-        raise GateInputError(f"policy: unknown table(s) {', '.join(unknown)} (known: default, "
-                             f"tasks)")
-
-    def check_rules(rules: Any, where: str, per_task: bool) -> None:
-        if not isinstance(rules, dict):
-            raise GateInputError(f"policy: [{where}] must be a table")
-        for key, value in rules.items():
-            if per_task and key == "metrics":
-                if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-                    raise GateInputError(f"policy: [{where}] metrics must be a list of names")
-                continue
-            if key not in POLICY_KEYS:
-                known = ", ".join([*POLICY_KEYS, *(["metrics"] if per_task else [])])
-                raise GateInputError(f"policy: [{where}] unknown key {key!r} (known: {known})")
-            types = POLICY_KEYS[key]
-            if not isinstance(value, types) or (types != bool and isinstance(value, bool)):
-                raise GateInputError(f"policy: [{where}] {key} must be "
-                                     f"{'true or false' if types == bool else 'a number'}, got "
-                                     f"{value!r}")
-
-    check_rules(policy.get("default", {}), "default", per_task=False)
-    tasks = policy.get("tasks", {})
-    if not isinstance(tasks, dict):
-        raise GateInputError("policy: [tasks] must be a table of tables")
-    for task, rules in tasks.items():
-        check_rules(rules, f"tasks.{task}", per_task=True)
+    """Every task and metric a policy names must exist (its tables, keys and types are checked
+    by its schema as it is read): a misspelt name would otherwise silently gate nothing."""
+    for task, rules in policy.get("tasks", {}).items():
         if task not in baseline.tasks and task not in candidate.tasks:
             # One policy serves runs of different task sets; the task's headline is gated by
             # the defaults anyway, so a misspelt task loses only its overrides: say so.
@@ -516,16 +479,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
         candidate = select_tasks(load_run(args.candidate), names)
         baseline = published_run(candidate) if str(args.baseline) == "published" \
             else select_tasks(load_run(args.baseline), names)
-        try:
-            policy = tomllib.loads(args.policy.read_text()) if args.policy else {}
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise GateInputError(f"--policy {args.policy}: {error}") from None
+        policy = read_policy(args.policy) if args.policy else {}
         check_policy(policy, baseline, candidate)
         checks = gate(candidate, baseline, policy, args.allow_mismatch, args.bootstrap, args.seed)
         if not checks:
             raise GateInputError("no metric could be checked (nothing shared, or every value "
                                  "undefined): the gate cannot pass on nothing")
-    except GateInputError as error:
+    except (GateInputError, InputError) as error:   # InputError: a file that cannot be read
         message = printable(error).splitlines()[0] if str(error) else "gate input error"
         print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
         _write_reports(args, [], message)

@@ -7,7 +7,6 @@ example by example.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -17,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from paligemma_eval.harness import formats
 from paligemma_eval.harness.registry import Task
 from paligemma_eval.harness.scores import Ratio, Scores, bootstrap
 from paligemma_eval.harness.server_scores import carry_recorded
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = formats.RESULTS.version
 PACKAGES = ("paligemma-eval", "torch", "transformers", "datasets", "numpy", "pycocoevalcap",
             "accelerate", "google-api-python-client",
             # the specialist tasks' metric libraries (absent ones are recorded as null)
@@ -103,10 +103,10 @@ def task_result(task: Task, dataset: dict, scored: list[str], scores: Scores | N
 
 def write_unit_scores(path: Path, scores: Scores) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"units": scores.units,
+    payload = {"format": formats.UNIT_SCORES.version, "units": scores.units,
                "ratios": {name: {"num": r.num.tolist(), "den": r.den.tolist()}
                           for name, r in scores.ratios.items()}}
-    write_atomically(path, json.dumps(payload))
+    write_atomically(path, formats.dumps(payload, formats.UNIT_SCORES, path))
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -120,7 +120,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
-    payload = json.loads(path.read_text())
+    payload = formats.read_unit_scores(path)
     ratios = {name: Ratio(np.array(r["num"]), np.array(r["den"]))
               for name, r in payload["ratios"].items()}
     return payload["units"], ratios
@@ -130,7 +130,7 @@ def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict
                   extra: dict[str, Any] | None = None) -> Path:
     """Write OUT/results.json, keeping earlier tasks of the same model in that directory."""
     path = out / "results.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    previous = formats.read_results(path) if path.exists() else {}
     kept = previous.get("tasks", {}) if previous.get("model") == model else {}
     for name, result in tasks.items():
         scores = result.pop("_scores", None)
@@ -146,7 +146,8 @@ def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict
         **(extra or {}),
         "tasks": {**kept, **tasks},
     }
-    write_atomically(path, json.dumps(document, indent=2, sort_keys=False, default=_jsonable))
+    write_atomically(path, formats.dumps(document, formats.RESULTS, path, indent=2,
+                                         default=_jsonable))
     return path
 
 

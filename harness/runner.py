@@ -8,7 +8,7 @@ elsewhere uses exactly the same code.
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from paligemma_eval.harness import cache, data, video
+from paligemma_eval.harness import cache, data, formats, video
 from paligemma_eval.harness.cache import PredictionStore, run_key
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.registry import Task
@@ -134,13 +134,69 @@ def _shard_store(out: Path, task: Task, options: RunOptions) -> PredictionStore:
 def load_predictions(out: Path, task: Task, key: str | None,
                      inputs: dict[str, str] | None = None) -> dict[str, dict]:
     """Records under the run key; with `inputs`, only those made from the example's current
-    prompt and image (a prediction of an edited example is stale and does not count)."""
+    prompt and image (a prediction of an edited example is stale and does not count). Where
+    several files (ranks) hold an example, a prediction beats a failure: the failure was retried."""
     records: dict[str, dict] = {}
     for path in prediction_files(out, task):
         for example_id, record in PredictionStore(path).load(key).items():
-            if inputs is None or record.get("input") == inputs.get(example_id):
-                records.setdefault(example_id, record)
+            if inputs is not None and record.get("input") != inputs.get(example_id):
+                continue
+            if example_id not in records or ("error" in records[example_id] and
+                                             "error" not in record):
+                records[example_id] = record
     return records
+
+
+def compact_predictions(out: Path, task: Task, current: dict[str, dict],
+                        order: list[str]) -> bool:
+    """Leave predictions/<task>.jsonl holding one line per example, so that it reads back as
+    `score --predictions` and pandas read it: the line each example of this run was scored from
+    (`current`, in dataset order), then, for examples outside this run (beyond --limit, say), the
+    last line written, which a later resume may reuse. Superseded lines (an edited example's,
+    a retried failure's, another run key's) go; data-parallel rank files are merged in.
+
+    Whole or not at all: a new file is written, fsynced and renamed over the old one before any
+    rank file is removed, so a kill at any moment loses no line a resume could use. Rank 0 calls
+    this after every rank has finished the task (no file of it is being written). Returns
+    whether anything was rewritten."""
+    folder = out / "predictions"
+    target = folder / f"{task.name}.jsonl"
+    files = prediction_files(out, task)
+    written = [record for path in files for record in PredictionStore(path).lines()]
+    if files == [target] and len(written) == len({str(r["id"]) for r in written}):
+        return False
+    latest = {str(record["id"]): record for record in written}
+    kept = [current[i] for i in order if i in current]
+    from_run = {i for i in order if i in current}
+    kept += [record for example_id, record in latest.items() if example_id not in from_run]
+    for stale in folder.glob(f".{task.name}.jsonl.*.compact"):   # left by a kill mid-compaction
+        stale.unlink(missing_ok=True)
+    partial = folder / f".{task.name}.jsonl.{os.getpid()}.compact"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write("".join(formats.dump_line({"format": formats.PREDICTION.version, **r},
+                                               formats.PREDICTION, target) for r in kept))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)     # the rename itself survives a power cut before rank files go
+    finally:
+        os.close(directory)
+    for path in files:
+        if path != target:
+            path.unlink()
+    return True
+
+
+def check_earlier_outputs(out: Path, tasks: list[Task]) -> None:
+    """Read every file of an earlier run that this one will resume from or merge into, before
+    any model loads: a damaged one is a one-line error that costs no generation."""
+    if (out / "results.json").exists():
+        formats.read_results(out / "results.json")
+    for task in tasks:
+        for path in prediction_files(out, task):
+            PredictionStore(path).lines()
 
 
 def input_fingerprints(prepared: Prepared, ids: list[str]) -> dict[str, str]:
@@ -175,7 +231,6 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     if options.retry_failed:
         done = {i: r for i, r in done.items() if "error" not in r or i in prepared.failed}
     store = _shard_store(options.out, task, options)
-    row_of = prepared.row_of
     store.append({"key": key, "id": i, "input": fingerprints[i], "error": prepared.failed[i]}
                  for i in mine if i in prepared.failed and i not in done)
     todo = [i for i in mine if i in prepared.prompts and i not in done]
@@ -279,6 +334,7 @@ def run_task(model: PaliGemmaModel, task: Task, options: RunOptions,
     if options.rank != 0:
         return None
     records = current_predictions(prepared, options.out, throughput["key"])
+    compact_predictions(options.out, task, records, prepared.ids)
     if task.submission is not None:  # test-server split: no references to score against
         result = submission_result(task, prepared, records, options.out)
     else:
@@ -293,7 +349,7 @@ def submission_result(task: Task, prepared: Prepared, records: dict[str, dict],
             for i in prepared.ids if i in records and "prediction" in records[i]]
     path = out / "submissions" / f"{task.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(task.submission(rows), indent=1))
+    path.write_text(formats.dumps(task.submission(rows), formats.SUBMISSION, path, indent=1))
     failed = {i: r.get("error", "no prediction") for i in prepared.ids
               for r in [records.get(i, {})] if "prediction" not in r}
     return {"dataset": prepared.provenance, "prompt": task.prompt, "metrics": {},

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from paligemma_eval.harness.formats import read_run_document
 from paligemma_eval.reports import published
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -65,7 +66,7 @@ def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
         if not files:
             raise FileNotFoundError(f"{path}: no results.json or safety.json")
         for file in files:
-            document = json.loads(file.read_text())
+            document = read_run_document(file)
             document["_path"] = str(file)
             document["_dir"] = str(path)
             runs.append(document)

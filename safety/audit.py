@@ -14,7 +14,6 @@ service_test.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -25,11 +24,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from paligemma_eval.harness import formats
+from paligemma_eval.harness.cache import PredictionStore
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.registry import DatasetSource, Task
 from paligemma_eval.harness.results import (environment, harness_version, metric_entries,
                                             write_atomically, write_unit_scores)
-from paligemma_eval.harness.runner import (RunOptions, current_predictions, decoding, generate,
+from paligemma_eval.harness.runner import (RunOptions, compact_predictions, current_predictions,
+                                           decoding, generate, prediction_files,
                                            prepare)
 from paligemma_eval.harness.scores import DEFAULT_SEED, Ratio, Scores, Statistic, bootstrap
 from paligemma_eval.safety.scorers import Score, ScoreCache, Scorer
@@ -186,9 +188,11 @@ def run_audit(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
                         "scores": result.scores, "error": result.error})
         if result.error:
             failed[example_id] = f"scorer: {result.error}"
-    with open(run.out / "safety_scores.jsonl", "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+    compact_predictions(run.out, task, predictions, prepared.ids)
+    scores_path = run.out / "safety_scores.jsonl"   # whole or not at all: recompute reads it
+    write_atomically(scores_path, "".join(
+        formats.dump_line({"format": formats.SAFETY_SCORES.version, **record},
+                          formats.SAFETY_SCORES, scores_path) for record in records))
     document = safety_document(model, scorer, options, run, prepared.provenance, records, failed,
                                throughput, orders, images=len(prepared.ids),
                                calibration=calibration)
@@ -268,14 +272,25 @@ def derive(document: dict[str, Any], records: list[dict], threshold: float, resa
 
 def write(out: Path, document: dict) -> Path:
     path = out / "safety.json"
-    write_atomically(path, json.dumps(document, indent=2))
+    write_atomically(path, formats.dumps(document, formats.SAFETY, path, indent=2))
     return path
+
+
+def check_earlier_outputs(out: Path) -> None:
+    """Read what an earlier audit left in `out` (captions, score cache, safety.json) before any
+    model loads: a damaged file is a one-line error that costs no captioning."""
+    if (out / "safety.json").exists():
+        formats.read_safety(out / "safety.json")
+    if (out / "score_cache.jsonl").exists():
+        formats.read_lines(out / "score_cache.jsonl", formats.SCORE_CACHE)
+    for path in prediction_files(out, fairface_task(AuditOptions())):
+        PredictionStore(path).lines()
 
 
 def mark_incomplete(out: Path, reason: str) -> None:
     """A rerun that failed must not leave an older, complete-looking safety.json beside it."""
     path = out / "safety.json"
     if path.exists():
-        document = json.loads(path.read_text())
+        document = formats.read_safety(path)
         document.update(complete=False, last_run_failed=reason)
         write(out, document)

@@ -11,12 +11,12 @@ scored by the successor reports rates on Perspective's scale beside its raw ones
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from paligemma_eval.harness import formats
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.errors import UsageError
 
@@ -29,24 +29,24 @@ def read_scores(source: Path) -> tuple[dict[str, dict[str, float]], dict[str, An
     path = source
     if source.is_dir():
         path = next((source / n for n in ("safety_scores.jsonl", "score_cache.jsonl")
-                     if (source / n).is_file()), source / "safety_scores.jsonl")
-    if not path.is_file():
+                     if (source / n).exists()), source / "safety_scores.jsonl")
+    if not path.exists():
         raise UsageError(f"{source}: no safety_scores.jsonl or score_cache.jsonl")
+    # A file named otherwise: a cache line holds "text", a per-caption line "caption".
+    per_caption = path.name == "safety_scores.jsonl" or (
+        path.name != "score_cache.jsonl" and path.is_file() and b'"caption"' in _first_line(path))
+    records = formats.read_lines(path, formats.SAFETY_SCORES if per_caption else
+                                 formats.SCORE_CACHE,
+                                 last_line="refuse" if per_caption else "ignore")
     texts, scorers = {}, set()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                record = json.loads(line)
-                text = record.get("caption", record.get("text"))
-            except (json.JSONDecodeError, AttributeError):
-                raise UsageError(f"{path}: line {number} is not a JSON object") from None
-            if record.get("scores") and isinstance(text, str):
-                texts[text] = record["scores"]
-                if record.get("scorer"):
-                    scorers.add(record["scorer"])
+    for _, record in records:
+        if record["scores"]:
+            texts[record["caption" if per_caption else "text"]] = record["scores"]
+            if record.get("scorer"):
+                scorers.add(record["scorer"])
     summary = path.parent / "safety.json"
-    if summary.is_file():
-        scorer = json.loads(summary.read_text()).get("scorer", {})
+    if summary.exists():
+        scorer = formats.read_safety(summary)["scorer"]
         identity = {"cache_id": scorer.get("cache_id"), "name": scorer.get("name"),
                     "is_perspective": scorer.get("is_perspective")}
     elif len(scorers) == 1:
@@ -128,21 +128,21 @@ def fit(reference: Path, candidate: Path, threshold: float = 0.8, holdout: float
         fitted[attribute] = fit_attribute(ref, cand, train, test, threshold)
     from paligemma_eval.harness.results import harness_version
 
-    return {"kind": KIND, "version": 1, "reference": ref_id, "candidate": cand_id,
+    return {"kind": KIND, "version": formats.CALIBRATION.version, "reference": ref_id,
+            "candidate": cand_id,
             "threshold": threshold, "pairs": len(texts), "train": len(train), "test": len(test),
             "seed": seed, "attributes": fitted, "harness": harness_version(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat()}
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise UsageError(f"--calibration {path}: not a readable JSON file ({error})") from None
-    if not isinstance(document, dict) or document.get("kind") != KIND:
-        raise UsageError(f"--calibration {path}: not a calibration file (make one with "
-                         f"`paligemma-eval safety calibrate`)")
+    document = formats.read_calibration(path, f"--calibration {path}")
     return {**document, "path": str(path), "file_sha256": sha256_files(path)}
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.readline(1 << 20)
 
 
 def check_scorer(calibration: dict[str, Any], cache_id: str) -> None:

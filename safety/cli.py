@@ -48,7 +48,7 @@ def _scorer(args: argparse.Namespace):
 def cmd_safety(args: argparse.Namespace) -> int:
     from paligemma_eval.harness.cli import run_options, writable_dir
     from paligemma_eval.harness.lock import output_lock
-    from paligemma_eval.safety.audit import AuditOptions
+    from paligemma_eval.safety.audit import AuditOptions, check_earlier_outputs
     from paligemma_eval.safety.scorers import ScorerError
 
     options = run_options(args)
@@ -60,6 +60,7 @@ def cmd_safety(args: argparse.Namespace) -> int:
               "--scorer detoxify", file=sys.stderr)
         return 2
     writable_dir(args.output)
+    check_earlier_outputs(args.output)   # before any scorer starts or model loads
     calibration = None
     if args.calibration:
         from paligemma_eval.safety import calibration as calibrate
@@ -122,13 +123,14 @@ def print_rates(document: dict) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import json
-
+    from paligemma_eval.harness import formats
+    from paligemma_eval.harness.results import write_atomically
     from paligemma_eval.safety.calibration import fit
 
     calibration = fit(args.reference, args.candidate, args.threshold, args.holdout, args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(calibration, indent=1))
+    write_atomically(args.output, formats.dumps(calibration, formats.CALIBRATION, args.output,
+                                                indent=1))
     print(f"{calibration['pairs']} captions scored by both; held out {calibration['test']}")
     for attribute, fitted in calibration["attributes"].items():
         held = fitted["held_out"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from paligemma_eval.harness import formats
 from paligemma_eval.harness.cache import trim_cut_line
 from paligemma_eval.harness.data import sha256_files
 
@@ -66,15 +67,10 @@ class ScoreCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, Score] = {}
+        if path.exists():     # a damaged line is a FormatError naming it, the file untouched
+            for _, record in formats.read_lines(path, formats.SCORE_CACHE):
+                self.entries[record["key"]] = Score(record.get("scores"), record.get("error"))
         trim_cut_line(path)   # a last line cut by a kill or a full disk
-        if path.exists():
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a kill
-                    self.entries[record["key"]] = Score(record.get("scores"), record.get("error"))
 
     @staticmethod
     def key(scorer: Scorer, text: str) -> str:
@@ -93,8 +89,10 @@ class ScoreCache:
         for text, score in scored:
             key = self.key(scorer, text)
             self.entries[key] = score
-            lines.append(json.dumps({"key": key, "scorer": scorer.cache_id, "text": text,
-                                     "scores": score.scores, "error": score.error}) + "\n")
+            lines.append(formats.dump_line({"format": formats.SCORE_CACHE.version, "key": key,
+                                            "scorer": scorer.cache_id, "text": text,
+                                            "scores": score.scores, "error": score.error},
+                                           formats.SCORE_CACHE, self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write("".join(lines))

@@ -140,8 +140,8 @@ def explain(predictions: list[str], targets: list[dict], need_seg: bool) -> Iter
     """Predicted and reference boxes (x, y, w, h pixels), the reference polygon, the decoded
     mask on segmentation tasks, and why an output is invalid."""
     objects = [seg.first_object(p, need_seg=need_seg) for p in predictions]
-    usable = [valid(o, t) and (o.seg is not None or not need_seg)
-              for o, t in zip(objects, targets)]
+    usable = [mask_valid(o, t) for o, t in zip(objects, targets)] if need_seg else \
+        [o.box is not None for o in objects]
     try:
         logits = iter(decode_masks([o.seg for o, ok in zip(objects, usable) if ok])) \
             if need_seg else None
@@ -154,15 +154,17 @@ def explain(predictions: list[str], targets: list[dict], need_seg: bool) -> Iter
         item: dict[str, Any] = {"boxes": [{"role": "reference", "xywh": [x, y, w, h]}],
                                 "references": [f"box x {x:g}, y {y:g}, w {w:g}, h {h:g} px"],
                                 "polygons": _polygons(t["segmentation"]), "why": []}
-        if not ok:
-            item["why"].append(f"invalid output: {obj.problem or 'box covers no whole pixel'}; "
-                               f"IoU 0")
+        if obj.box is None:
+            item["why"].append(f"invalid output: {obj.problem}; IoU 0")
         else:
-            y1, x1, y2, x2 = _box_pixels(obj.box, t)
+            y1, x1, y2, x2 = (v * size for v, size in zip(obj.box, (t["height"], t["width"]) * 2))
             item["boxes"].append({"role": "predicted", "xywh": [x1, y1, x2 - x1, y2 - y1]})
-            item["why"].append(f"box IoU {seg.box_iou((y1, x1, y2, x2), _truth_box(t)):.3f} "
-                               f"with the reference box (accuracy counts IoU >= 0.5)")
-            if logits is not None:
+            item["why"].append(f"box IoU {seg.box_iou(obj.box, _truth_box(t)):.3f} with the "
+                               f"reference box, in normalised coordinates (accuracy counts "
+                               f"IoU >= 0.5)")
+            if need_seg and not ok:
+                item["why"].append("mask invalid: the box covers no whole pixel; mask IoU 0")
+            if logits is not None and ok:
                 mask = seg.paste_mask(next(logits), obj.box, t["height"], t["width"])
                 item["mask"] = mask
                 item["why"].append(f"mask IoU {seg.iou(mask, ground_truth_mask(t)):.3f} with "

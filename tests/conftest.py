@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -6,6 +7,10 @@ import pytest
 from paligemma_eval.harness.demo.fixtures import DATA_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Every file the harness writes, in this process and in the CLI processes the tests start, is
+# checked against its schema as it is written (harness/formats.py): it must read back.
+os.environ["PALIGEMMA_EVAL_CHECK_WRITES"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,10 @@ def test_two_gloo_processes_give_the_single_process_results(tmp_path, data_dir):
                            "--master-port", "29561", "-m", "paligemma_eval", *args, "--output",
                            str(parallel)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    shards = sorted(p.name for p in (parallel / "predictions").iterdir())
-    assert shards == ["mmvp.rank0.jsonl", "mmvp.rank1.jsonl", "vqav2_val.rank0.jsonl",
-                      "vqav2_val.rank1.jsonl"]
+    # Each rank wrote its own shard; at the end of each task rank 0 merged them into the task's
+    # one file (one line per example), which `score --predictions` reads as the run did.
+    merged = sorted(p.name for p in (parallel / "predictions").iterdir())
+    assert merged == ["mmvp.jsonl", "vqav2_val.jsonl"]
 
     def predictions(out, task):
         rows = {}
@@ -38,7 +39,7 @@ def test_two_gloo_processes_give_the_single_process_results(tmp_path, data_dir):
     for task in ("vqav2_val", "mmvp"):
         assert predictions(parallel, task) == predictions(single, task)
     assert metrics(parallel) == metrics(single)   # byte-identical, intervals included
-    # A rerun with another number of processes resumes from the shards: nothing regenerated.
+    # A rerun with another number of processes resumes from them: nothing regenerated.
     done = subprocess.run(cli(*args, "--output", str(parallel)), capture_output=True, text=True)
     assert done.returncode == 0
     results = json.loads((parallel / "results.json").read_text())["tasks"]

@@ -172,8 +172,8 @@ def test_a_policy_the_gate_cannot_apply_fails_closed(runs, tmp_path, policy, mes
 
 @pytest.mark.parametrize("damage, message", [
     (lambda p: p.write_text("{not json"), "not a readable results file"),
-    (lambda p: p.write_text('{"model": {}}'), 'no per-task "metrics"'),
-    (lambda p: p.write_text('{"tasks": {"t": {"value": 1}}}'), 'no per-task "metrics"'),
+    (lambda p: p.write_text('{"model": {}}'), 'not a results file: no "tasks"'),
+    (lambda p: p.write_text('{"tasks": {"t": {"value": 1}}}'), 'tasks.t: no "metrics"'),
     (lambda p: p.unlink(), "no results.json or safety.json"),
 ])
 def test_broken_results_files_exit_2_not_1(runs, tmp_path, damage, message):

@@ -70,6 +70,20 @@ def test_wheel_alone_runs_the_demo(venv, tmp_path):
             is None
     assert json.loads((out / "tiny-paligemma" / "safety.json").read_text())["aggregates"]
     assert "<table" in (out / "report.html").read_text()
+    # Every file the demo wrote reads back through its schema, with the schemas of the wheel.
+    check = ("import json, sys; from pathlib import Path; from paligemma_eval.harness import "
+             "formats; root = Path(sys.argv[1]); print(json.dumps([formats.check_tree(root), "
+             "sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.is_file() and "
+             "formats.format_of(p) is None)]))")
+    done = subprocess.run([venv / "bin" / "python", "-c", check, str(out)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts, others = json.loads(done.stdout)
+    assert set(counts) == {"results", "unit-scores", "prediction", "submission", "safety",
+                           "safety-scores", "score-cache"}, counts
+    assert counts["results"] == 2 and counts["prediction"] > 40
+    assert set(others) == {"report.html", "vae-oid-fixture.npz", "tiny-paligemma/.lock",
+                           "tiny-paligemma2/.lock"}, others
 
 
 def test_a_package_named_safety_installs_beside_it(venv, tmp_path):

@@ -51,7 +51,7 @@ def test_missing_ids_exit_2_and_count_as_wrong_when_allowed(tmp_path, data_dir):
     (lambda lines: lines[:3] + ["{not json"] + lines[3:], "line 4 not a JSON object"),
     (lambda lines: lines[:1] + ["[1, 2]"] + lines[1:], "line 2 not a JSON object"),
     (lambda lines: [line.replace('"prediction"', '"answer"') for line in lines],
-     'without a string "prediction"'),
+     'without "prediction"'),
     (lambda lines: lines + [lines[0]], "repeat an id given earlier"),
     (lambda lines: lines[:2] + ['{"prediction": "yes"}'] + lines[2:], 'line 3 without "id"'),
 ])
