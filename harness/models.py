@@ -83,6 +83,28 @@ class PaliGemmaModel:
     def __init__(self, model: Any, processor: Any, info: ModelInfo) -> None:
         self.model, self.processor, self.info = model, processor, info
         self.processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+        self.fast: Any = None  # a FastGenerator after use_generation("fast")
+
+    def use_generation(self, path: str, largest_batch: int,
+                       compile_backend: str | None = "inductor") -> None:
+        """"plain" (`generate` with a dynamic cache) or "fast" (harness/fast_generate.py)."""
+        from paligemma_eval.harness.fast_generate import FAST, FastGenerator
+
+        self.fast = FastGenerator(self.model, largest_batch=largest_batch,
+                                  compile_backend=compile_backend) if path == FAST else None
+
+    @property
+    def shares_images(self) -> bool:
+        """True when one batch's questions about one image cost one pass of the vision tower."""
+        return self.fast is not None
+
+    def generation_path(self, num_beams: int) -> dict[str, Any]:
+        """What generates under these settings, for results.json."""
+        if self.fast is None:
+            return {"path": "plain"}
+        if not self.fast.supports(num_beams):
+            return {"path": "plain", "reason": "the fast path is greedy only (num_beams > 1)"}
+        return self.fast.describe()
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +117,9 @@ class PaliGemmaModel:
 
     @torch.inference_mode()
     def generate_prepared(self, batch: Any, max_new_tokens: int, num_beams: int = 1) -> list[str]:
+        if self.fast is not None and self.fast.supports(num_beams):
+            output = self.fast.generate(batch, max_new_tokens)
+            return self.processor.batch_decode(output, skip_special_tokens=True)
         batch = batch.to(self.device)
         batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
