@@ -98,7 +98,7 @@ class PaliGemmaModel:
         """True when one batch's questions about one image cost one pass of the vision tower."""
         return self.fast is not None
 
-    def generation_path(self, num_beams: int) -> dict[str, Any]:
+    def generation_path(self, num_beams: int, task: str = "") -> dict[str, Any]:
         """What generates under these settings, for results.json."""
         if self.fast is None:
             return {"path": "plain"}

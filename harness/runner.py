@@ -216,8 +216,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
             generated += len(good)
             bar.update(len(good) + len(bad))
     seconds = time.perf_counter() - started
-    path = model.generation_path(settings["num_beams"]) if hasattr(model, "generation_path") \
-        else {"path": model.info.backend}
+    path = model.generation_path(settings["num_beams"], task.name) \
+        if hasattr(model, "generation_path") else {"path": model.info.backend}
     return {"key": key, "generated": generated, "seconds": round(seconds, 3), "generation": path,
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}

@@ -32,6 +32,7 @@ class Cell:
     ci: tuple[float, float] | None = None
     published: float | None = None
     card: str | None = None
+    backend: str | None = None          # set when made by a backend known to differ (vLLM)
 
     @property
     def difference(self) -> float | None:
@@ -122,6 +123,8 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
                         ci=(ci[0] * scale, ci[1] * scale) if ci else None)
             if card:
                 cell.published, cell.card = card["percent"], card["card"]
+                backend = (run.get("model") or {}).get("backend", "transformers")
+                cell.backend = None if backend == "transformers" else backend
             row.cells[run["_label"]] = cell
     order = sorted(rows, key=published.task_order)
     return columns, [rows[name] for name in order]
