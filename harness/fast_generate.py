@@ -160,13 +160,22 @@ class FastGenerator:
 
     def _cache(self, batch: int, length: int) -> Any:
         from transformers import StaticCache
+        from transformers.cache_utils import StaticLayer
 
         if any(key[1] != length for key in self.caches):
             self.caches.clear()   # a new cache length (another task): drop the old buckets' memory
         cache = self.caches.get((batch, length))
         if cache is None:
-            cache = StaticCache(config=self.model.config.get_text_config(decoder=True),
-                                max_cache_len=length)
+            text_config = self.model.config.get_text_config(decoder=True)
+            cache = StaticCache(config=text_config, max_cache_len=length)
+            window = getattr(text_config, "sliding_window", None)
+            if window is not None and length <= window:
+                # Within its window a sliding layer keeps every token, as a full layer does; the
+                # full layer counts them in a tensor, the sliding one in a Python int that dynamo
+                # guards on (a recompilation, under CUDA graphs a re-recording, per decode step).
+                # Masks are the same: the sliding-window mask still comes from the config.
+                cache.layers = [StaticLayer(max_cache_len=length) if layer.is_sliding else layer
+                                for layer in cache.layers]
             self.caches[(batch, length)] = cache
         else:
             cache.reset()
