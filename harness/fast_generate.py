@@ -168,14 +168,13 @@ class FastGenerator:
         if cache is None:
             text_config = self.model.config.get_text_config(decoder=True)
             cache = StaticCache(config=text_config, max_cache_len=length)
-            window = getattr(text_config, "sliding_window", None)
-            if window is not None and length <= window:
-                # Within its window a sliding layer keeps every token, as a full layer does; the
-                # full layer counts them in a tensor, the sliding one in a Python int that dynamo
-                # guards on (a recompilation, under CUDA graphs a re-recording, per decode step).
-                # Masks are the same: the sliding-window mask still comes from the config.
-                cache.layers = [StaticLayer(max_cache_len=length) if layer.is_sliding else layer
-                                for layer in cache.layers]
+            # Sliding-window layers (PaliGemma 2) keep every token, as full layers do: the
+            # sliding-window mask (from the config, over absolute positions) hides the old ones,
+            # so they attend to the same keys as with a rolling window. A full layer counts its
+            # tokens in a tensor; the sliding one in a Python int that dynamo guards on (a
+            # recompilation, under CUDA graphs a re-recording, per decode step).
+            cache.layers = [StaticLayer(max_cache_len=length) if layer.is_sliding else layer
+                            for layer in cache.layers]
             self.caches[(batch, length)] = cache
         else:
             cache.reset()

