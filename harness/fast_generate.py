@@ -192,7 +192,10 @@ class FastGenerator:
                   if key != "pixel_values"}
         prompt_length = inputs["input_ids"].shape[1]
         cache = self._cache(size, cache_bucket(prompt_length + max_new_tokens))
-        with image_features_once(self.model.model, _pad_rows(index, size).to(device)):
+        # padded rows repeat the last row, images included (several per row, when a task has them)
+        per_row = len(index) // rows
+        index = torch.cat([index, index[-per_row:].repeat(size - rows)])
+        with image_features_once(self.model.model, index.to(device)):
             output = self.model.generate(**inputs, pixel_values=images.to(device, dtype),
                                          cache=cache, max_new_tokens=max_new_tokens,
                                          do_sample=False, num_beams=1,
