@@ -16,9 +16,10 @@ soft-caps, SDPA vision tower) and same `generate` greedy loop as the plain path
   image; the runner puts a row's questions in one batch when `shares_images` is set).
 
 Beam search is declined (`supports(num_beams)` is False): beams run on the plain path, and the
-results say so. Answers are the plain path's (tests/test_fast_generate.py checks every demo task
-on both tiny models); the run key therefore does not include the path, like the batch size, which
-moves floating-point sums in the same way.
+results say so. Answers are the plain path's (tests/test_fast_generate.py: a one-image and a
+multi-question task on both tiny models; bench/fast_generate.py: one task per family, or all);
+the run key therefore does not include the path, like the batch size, which moves floating-point
+sums in the same way.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from typing import Any
 
 import torch
 
-PLAIN, FAST = "plain", "fast"
-GENERATIONS = (PLAIN, FAST)
+FAST = "fast"
 CACHE_STEP = 128            # cache lengths are rounded up to a multiple of this
 _RECOMPILE_LIMIT = 64       # graphs per decode step: batch buckets x cache-length buckets
 
@@ -138,6 +138,7 @@ class FastGenerator:
         self.compile_config = None
         if compile_backend is not None:
             on_gpu = model.device.type == "cuda"
+            # dynamic=None: dynamo's default, a dimension seen with two sizes becomes symbolic
             self.compile_config = CompileConfig(
                 fullgraph=True, dynamic=None, backend=compile_backend,
                 mode="reduce-overhead" if on_gpu and compile_backend == "inductor" else None)
