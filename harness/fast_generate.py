@@ -25,6 +25,7 @@ sums in the same way.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -135,6 +136,9 @@ class FastGenerator:
         allow_prebuilt_masks()
         self.model, self.largest_batch = model, largest_batch
         self.caches: dict[tuple[int, int], Any] = {}
+        # `generate` names the cache `cache` in recent versions (5.24), `past_key_values` before
+        self.cache_argument = "cache" if "cache" in inspect.signature(
+            type(model).forward).parameters else "past_key_values"
         self.compile_config = None
         if compile_backend is not None:
             on_gpu = model.device.type == "cuda"
@@ -198,7 +202,8 @@ class FastGenerator:
         index = torch.cat([index, index[-per_row:].repeat(size - rows)])
         with image_features_once(self.model.model, index.to(device)):
             output = self.model.generate(**inputs, pixel_values=images.to(device, dtype),
-                                         cache=cache, max_new_tokens=max_new_tokens,
+                                         **{self.cache_argument: cache},
+                                         max_new_tokens=max_new_tokens,
                                          do_sample=False, num_beams=1,
                                          compile_config=self.compile_config,
                                          disable_compile=self.compile_config is None)
