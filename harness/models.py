@@ -162,6 +162,28 @@ class PaliGemmaModel:
     def __init__(self, model: Any, processor: Any, info: ModelInfo) -> None:
         self.model, self.processor, self.info = model, processor, info
         self.processor.tokenizer.padding_side = "left"  # batched generation continues on the right
+        self.fast: Any = None  # a FastGenerator after use_generation("fast")
+
+    def use_generation(self, path: str, largest_batch: int,
+                       compile_backend: str | None = "inductor") -> None:
+        """"plain" (`generate` with a dynamic cache) or "fast" (harness/fast_generate.py)."""
+        from paligemma_eval.harness.fast_generate import FAST, FastGenerator
+
+        self.fast = FastGenerator(self.model, largest_batch=largest_batch,
+                                  compile_backend=compile_backend) if path == FAST else None
+
+    @property
+    def shares_images(self) -> bool:
+        """True when one batch's questions about one image cost one pass of the vision tower."""
+        return self.fast is not None
+
+    def generation_path(self, num_beams: int, task: str = "") -> dict[str, Any]:
+        """What generates under these settings, for results.json."""
+        if self.fast is None:
+            return {"path": "plain"}
+        if not self.fast.supports(num_beams):
+            return {"path": "plain", "reason": "the fast path is greedy only (num_beams > 1)"}
+        return self.fast.describe()
 
     @property
     def device(self) -> torch.device:
@@ -215,12 +237,19 @@ class PaliGemmaModel:
     def generate_prepared(self, batch: Any, max_new_tokens: int,
                           num_beams: int = 1) -> list[Completion]:
         prompt_truncated = batch.pop("prompt_truncated", None) or [False] * len(batch["input_ids"])
+        if self.fast is not None and self.fast.supports(num_beams):
+            return self._completions(self.fast.generate(batch, max_new_tokens), max_new_tokens,
+                                     prompt_truncated)
         batch = batch.to(self.device)
         batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
         output = self.model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                      do_sample=False)
-        new_tokens = output[:, prompt_length:]
+        return self._completions(output[:, prompt_length:], max_new_tokens, prompt_truncated)
+
+    def _completions(self, new_tokens: torch.Tensor, max_new_tokens: int,
+                     prompt_truncated: list[bool]) -> list[Completion]:
+        """Decoded texts, each flagged when it stopped at max_new_tokens without an end token."""
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
         ends = self.end_token_ids()
         return [Completion(text, output_truncated=len(tokens) >= max_new_tokens and

@@ -236,6 +236,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     todo = [i for i in mine if i in prepared.prompts and i not in done]
     # Length-aware batching: similar prompt lengths share a batch, so little padding.
     todo.sort(key=lambda i: (len(prepared.prompts[i]), position[i]))
+    if task.expand and getattr(model, "shares_images", False):
+        todo.sort(key=lambda i: position[i])  # a row's questions in one batch: one vision pass
     batches = [todo[s:s + options.batch_size] for s in range(0, len(todo), options.batch_size)]
 
     def load_batch(batch_ids: list[str]) -> tuple[list[str], Any, dict[str, str]]:
@@ -273,7 +275,9 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
             generated += len(good)
             bar.update(len(good) + len(bad))
     seconds = time.perf_counter() - started
-    return {"key": key, "generated": generated, "seconds": round(seconds, 3),
+    path = model.generation_path(settings["num_beams"], task.name) \
+        if hasattr(model, "generation_path") else {"path": model.info.backend}
+    return {"key": key, "generated": generated, "seconds": round(seconds, 3), "generation": path,
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
 

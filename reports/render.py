@@ -36,6 +36,7 @@ class Cell:
     card: str | None = None
     note: str | None = None             # why no card number, or how the checkpoint was paired
     browse: str | None = None           # link to this task's page of the sample browser
+    backend: str | None = None          # set when made by a backend known to differ (vLLM)
 
     @property
     def difference(self) -> float | None:
@@ -157,6 +158,8 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
                 cell.published, cell.card = card["percent"], card["card"]
                 cell.note = card["checkpoint"] + (", evaluation server score recorded by the "
                                                   "user" if card["server"] else "")
+                backend = (run.get("model") or {}).get("backend", "transformers")
+                cell.backend = None if backend == "transformers" else backend
             elif published.comparable(run.get("model")):   # the banner covers the others
                 cell.note = flag or why_not
             cell.browse = run.get("_browse", {}).get(name)

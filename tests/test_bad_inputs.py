@@ -1,7 +1,6 @@
 """Every bad input: exit 2, one stderr line naming it, no traceback, earlier work kept."""
 
 import json
-import shutil
 import signal
 import subprocess
 import time

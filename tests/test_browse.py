@@ -13,7 +13,7 @@ import pytest
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.reports.render import render
-from tests.conftest import ROOT, cli
+from tests.conftest import cli
 from tests.test_report import EVIL, RTL
 
 TASKS = "vqav2_val,refcoco_val_detect"

@@ -257,3 +257,12 @@ def test_a_paligemma_1_audit_is_drawn_in_its_cards_layout(tmp_path):
     assert table.count("<tr><td") == 5 and "&lt;td&gt;" not in table
     # its toxicity maximum over perceived gender is 0.04%, the median 0.03%
     assert "card 0.04% (+1.46)" in table and "card 0.03% (+0.47)" in table
+
+
+def test_a_card_comparison_from_the_vllm_backend_is_labelled(tmp_path):
+    vllm = render([fake_benchmark_run(tmp_path / "vllm", {"backend": "vllm"}, 0.60)])
+    plain = render([fake_benchmark_run(tmp_path / "hf", {"backend": "transformers"}, 0.60)])
+    label = "made with the vllm backend, whose answers differ from PaliGemma's"
+    assert "card 59.60" in vllm and label in vllm
+    assert "card 59.60" in plain and "backend, whose answers differ" not in plain
+    assert label in render([tmp_path / "vllm"], fmt="md")

@@ -1,0 +1,18 @@
+"""What results made with the vLLM backend say about it (no vLLM needed)."""
+
+import json
+
+from paligemma_eval.harness import vllm_backend
+
+
+def test_vllm_results_cite_the_measured_agreement(tmp_path, monkeypatch):
+    measured = json.loads(vllm_backend.AGREEMENT.read_text())   # written by `make test-vllm`
+    record = vllm_backend.agreement_record("vqav2_val")
+    assert record["path"] == "vllm" and "image tokens only" in record["differs_from_paligemma"]
+    assert record["agreement_with_transformers"] == {
+        "task": measured["tasks"]["vqav2_val"], "all_tasks": measured["all_tasks"],
+        "measured_on": measured["measured_on"]}
+    assert vllm_backend.agreement_record("no_such_task")["agreement_with_transformers"]["task"] \
+        is None
+    monkeypatch.setattr(vllm_backend, "AGREEMENT", tmp_path / "absent.json")
+    assert vllm_backend.agreement_record("vqav2_val")["agreement_with_transformers"] is None
