@@ -22,6 +22,9 @@ transcription of `###` (ICDAR) or `#` (Total-Text) is an illegible word (legible
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.metrics import text_spotting
@@ -62,10 +65,36 @@ def score_spotting(ids: list[str], predictions: list[str], targets: list[dict]) 
                                               f"cut <loc> box), not counted as predictions"})
 
 
+def explain_spotting(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
+    """For the sample browser: the predicted word boxes and the reference word polygons in
+    pixels, the reference words, and the image's counts under the protocol."""
+    for prediction, target in zip(predictions, targets):
+        height, width = target["size"]
+        spotted = text_spotting.parse(prediction)
+        boxes = [{"role": "predicted", "xywh": [x0 * width, y0 * height, (x1 - x0) * width,
+                                                (y1 - y0) * height]}
+                 for y0, x0, y1, x1 in (w.box for w in spotted.words)]
+        counts = text_spotting.match_image(
+            [(text_spotting.word_polygon(w, height, width), w.text) for w in spotted.words],
+            [(text_spotting.polygon(w["vertices"]), w["text"]) for w in target["words"]
+             if w["legible"]],
+            [text_spotting.polygon(w["vertices"]) for w in target["words"] if not w["legible"]])
+        yield {"boxes": boxes,
+               "polygons": [[c for vertex in w["vertices"] for c in vertex]
+                            for w in target["words"]],
+               "references": [w["text"] if w["legible"] else f"{w['text']} (illegible: ignored)"
+                              for w in target["words"]],
+               "why": [f"{counts.spotted} of {counts.ground_truth} legible words spotted (box "
+                       f"IoU >= 0.5 and the exact text), {counts.detected} boxes found; "
+                       f"{counts.predictions} predicted words counted, {spotted.malformed} "
+                       f"unreadable"]}
+
+
 def spotting_task(name: str, folder: str, description: str) -> Task:
     return Task(name=name, source=DatasetSource(f"local/{folder}", "test", local_only=True),
                 prompt=PROMPT,
-                target=spotting_target, scorer=score_spotting, columns=("words",),
+                target=spotting_target, scorer=score_spotting, explain=explain_spotting,
+                columns=("words",),
                 id_column="image_id", max_new_tokens=2048, metric="f1", rule=RULE,
                 resize="bilinear-antialias", image_size=True, groups=("text_spotting",),
                 description=description + "; local files only (no hub copy); card's prompt "

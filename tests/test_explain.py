@@ -56,3 +56,18 @@ def test_refcoco_why_draws_both_boxes_in_pixels_and_names_invalid_outputs():
     assert re.search(r"box IoU 0\.99\d|box IoU 1\.000", good["why"][0])
     assert [b["role"] for b in bad["boxes"]] == ["reference"]
     assert "does not begin with four <loc> tokens" in bad["why"][0]
+
+
+def test_text_spotting_explains_its_word_boxes_and_counts():
+    target = {"size": [100, 200], "words": [
+        {"vertices": [[20, 10], [60, 10], [60, 30], [20, 30]], "text": "Shop", "legible": True},
+        {"vertices": [[100, 50], [140, 50], [140, 70], [100, 70]], "text": "###",
+         "legible": False}]}
+    # one word at exactly the first reference box (y 10-30 of 100, x 20-60 of 200), wrong case
+    box = "".join(f"<loc{round(v * 1023):04d}>" for v in (0.1, 0.1, 0.3, 0.3))
+    (item,) = explain("icdar2015_spotting", [f"{box} shop"], [target])
+    assert item["boxes"] == [{"role": "predicted",
+                              "xywh": pytest.approx([20.0, 10.0, 40.0, 20.0], abs=0.2)}]
+    assert item["polygons"][0] == [20, 10, 60, 10, 60, 30, 20, 30]
+    assert "0 of 1 legible words spotted" in item["why"][0]   # the box matches, "shop" != "Shop"
+    assert "1 boxes found" in item["why"][0]
