@@ -15,6 +15,13 @@ from paligemma_eval.harness.video import decode_frames, sample_indices
 from paligemma_eval.tasks.nlvr2 import label_text, score_marvl
 
 
+@pytest.fixture(scope="module")
+def tiny2():
+    from paligemma_eval.harness.loading import load_model
+
+    return load_model("tiny-paligemma2", device="cpu")
+
+
 def indexed_video(n: int) -> bytes:
     """A lossless clip whose frame i is filled with grey level 5 * i."""
     return encode_video([Image.new("RGB", (16, 16), (5 * i,) * 3) for i in range(n)],
@@ -126,3 +133,14 @@ def test_pairs_and_videos_run_and_resume_on_both_models(model_name, name, data_d
     assert first["metrics"][task.headline]["value"] is not None
     again = run_task(model, task, options)
     assert again["throughput"]["generated"] == 0 and again["metrics"] == first["metrics"]
+
+
+@pytest.mark.parametrize("name", ["nlvr2_test", "msrvtt_cap_test", "msrvtt_qa_test",
+                                  "activitynet_cap_test", "activitynet_qa_test", "vatex_test"])
+def test_every_pair_and_video_task_runs_on_tiny_paligemma2(name, data_dir, tmp_path, tiny2):
+    """tests/test_tasks_end_to_end.py runs every task on tiny-paligemma; these on the other."""
+    (task,) = registry.resolve([name])
+    result = run_task(tiny2, task, RunOptions(out=tmp_path, data_dir=data_dir, limit=1,
+                                              resamples=10))
+    assert result["failed"] == [] and result["n_scored"] == 1
+    assert result["metrics"][task.headline]["value"] is not None
