@@ -61,7 +61,11 @@ def allow_prebuilt_masks() -> None:
         def passing(*args: Any, _builder: Any = builder, _type: str = layer_type,
                     **kwargs: Any) -> Any:
             mask = kwargs.get("attention_mask")
-            return mask[_type] if isinstance(mask, dict) else _builder(*args, **kwargs)
+            if not isinstance(mask, dict):
+                return _builder(*args, **kwargs)
+            # decoded as big_vision (every layer global: no "sliding_attention" entry is
+            # pre-built), the sliding mask is never read: the full one stands in
+            return mask.get(_type, mask["full_attention"])
 
         passing._passes_prebuilt = True  # type: ignore[attr-defined]
         setattr(module, name, passing)

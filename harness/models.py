@@ -197,11 +197,14 @@ class PaliGemmaModel:
         ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         return ids[:max_prompt_tokens - 1] if len(ids) + 2 > max_prompt_tokens else None
 
-    def prepare(self, images: list[list[Image.Image]], prompts: list[str],
+    def prepare(self, images: list[list[Image.Image] | Image.Image], prompts: list[str],
                 max_prompt_tokens: int | None = None) -> Any:
         """Processor inputs for one batch (CPU work; can run ahead of generation). Each example
-        brings its own list of images (one, a pair, or video frames): each image becomes its own
-        block of image tokens, concatenated, as big_vision encodes frames."""
+        brings its own list of images (one, a pair, or video frames; a bare image is a list of
+        one): each image becomes its own block of image tokens, concatenated, as big_vision
+        encodes frames. `prompt_truncated` (an attribute, not a model input) flags the prompts
+        cut to `max_prompt_tokens`."""
+        images = [[shown] if isinstance(shown, Image.Image) else list(shown) for shown in images]
         text = ["<image>" * len(shown) + prompt for shown, prompt in zip(images, prompts)]
         batch = self.processor(text=text, images=[list(shown) for shown in images],
                                return_tensors="pt", padding="longest")
@@ -210,7 +213,7 @@ class PaliGemmaModel:
         for row, ids in enumerate(cut):
             if ids is not None:
                 self._replace_prompt(batch, row, len(images[row]), ids)
-        batch["prompt_truncated"] = [ids is not None for ids in cut]
+        batch.prompt_truncated = [ids is not None for ids in cut]
         return batch
 
     def _replace_prompt(self, batch: Any, row: int, n_images: int, ids: list[int]) -> None:
@@ -236,7 +239,8 @@ class PaliGemmaModel:
     @torch.inference_mode()
     def generate_prepared(self, batch: Any, max_new_tokens: int,
                           num_beams: int = 1) -> list[Completion]:
-        prompt_truncated = batch.pop("prompt_truncated", None) or [False] * len(batch["input_ids"])
+        prompt_truncated = getattr(batch, "prompt_truncated", None) or \
+            [False] * len(batch["input_ids"])
         if self.fast is not None and self.fast.supports(num_beams):
             return self._completions(self.fast.generate(batch, max_new_tokens), max_new_tokens,
                                      prompt_truncated)
@@ -256,8 +260,8 @@ class PaliGemmaModel:
                            not ends & set(tokens.tolist()), prompt_truncated=cut)
                 for text, tokens, cut in zip(texts, new_tokens, prompt_truncated)]
 
-    def generate(self, images: list[list[Image.Image]], prompts: list[str], max_new_tokens: int,
-                 num_beams: int = 1) -> list[str]:
+    def generate(self, images: list[list[Image.Image] | Image.Image], prompts: list[str],
+                 max_new_tokens: int, num_beams: int = 1) -> list[str]:
         """Decoded texts for a batch (each example a list of images)."""
         return [c.text for c in self.generate_prepared(self.prepare(images, prompts),
                                                        max_new_tokens, num_beams)]

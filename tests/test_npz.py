@@ -41,7 +41,6 @@ def original(request):
 def logits(model, prompt="answer en what color is the shape?"):
     image = Image.new("RGB", (56, 56), (200, 30, 30))
     batch = model.prepare([[image]], [prompt])
-    batch.pop("prompt_truncated")
     with torch.inference_mode():
         return model.model(**batch).logits[0, :, :model.model.config.image_token_index]
 
