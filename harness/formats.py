@@ -71,8 +71,9 @@ SCORE_CACHE = Format("score-cache", "score cache line", "format", max_bytes=16 *
 CALIBRATION = Format("calibration", "calibration file", "version", max_bytes=64 * MiB)
 MANIFEST = Format("archive-manifest", "score archive manifest", "version", max_bytes=16 * MiB)
 POLICY = Format("gate-policy", "gate policy", "format", max_bytes=1 * MiB, toml=True)
+BROWSER = Format("browser", "sample browser manifest", "format", max_bytes=16 * MiB)
 FORMATS = (RESULTS, UNIT_SCORES, PREDICTION, SUBMISSION, SAFETY, SAFETY_SCORES, SCORE_CACHE,
-           CALIBRATION, MANIFEST, POLICY)
+           CALIBRATION, MANIFEST, POLICY, BROWSER)
 
 
 def schema(fmt: Format) -> dict[str, Any]:
@@ -463,6 +464,10 @@ def read_calibration(path: Path, name: str | None = None) -> dict[str, Any]:
     return document
 
 
+def read_browser(path: Path) -> dict[str, Any]:
+    return read_document(path, BROWSER)
+
+
 def read_policy(path: Path) -> dict[str, Any]:
     return read_document(path, POLICY, f"--policy {path}")
 
@@ -528,6 +533,8 @@ def format_of(path: Path) -> Format | None:
         return PREDICTION
     if parent == "submissions" and name.endswith(".json"):
         return SUBMISSION
+    if name == "browser.json":
+        return BROWSER
     return None
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -36,7 +35,8 @@ import numpy as np
 from paligemma_eval.harness.errors import InputError
 from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
                                              units_are_examples)
-from paligemma_eval.harness.formats import read_policy, read_results, read_safety
+from paligemma_eval.harness.formats import (read_browser, read_policy, read_results,
+                                            read_safety)
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
 
@@ -276,6 +276,16 @@ def _clip(output: str | None, width: int = 80) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def browser_tasks(manifest: Path) -> dict[str, str]:
+    """The tasks a sample browser holds; a damaged manifest is said on one line and links
+    nothing (the link is an aid: it never decides a verdict)."""
+    try:
+        return read_browser(manifest)["tasks"]
+    except InputError as error:
+        print(f"paligemma-eval: warning: no browser link: {error}", file=sys.stderr)
+        return {}
+
+
 def browser_link(browser: str | None, candidate: Run, task: str) -> str | None:
     """The browser page of a task: under `--browser` (a directory or URL), else the one written
     beside the candidate (CANDIDATE/browser) when it holds that task."""
@@ -283,10 +293,7 @@ def browser_link(browser: str | None, candidate: Run, task: str) -> str | None:
 
     if browser is None:
         manifest = candidate.path / "browser" / "browser.json"
-        try:
-            if task not in json.loads(manifest.read_text()).get("tasks", {}):
-                return None
-        except (OSError, ValueError, AttributeError):
+        if not manifest.exists() or task not in browser_tasks(manifest):
             return None
         browser = str(candidate.path / "browser")
     base = browser if browser.endswith(".html") else browser.rstrip("/") + "/index.html"

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness import formats
 from paligemma_eval.harness.errors import InputError, UsageError
 
 CHUNK = 250          # examples per detail file: one page needs one or two
@@ -445,12 +446,14 @@ def build(paths: list[Path], out: Path, data_dir: Path | None = None,
     (out / "data" / "manifest.js").write_text(f"BROWSE.manifest({script_json(shown(manifest))});\n",
                                               encoding="utf-8")
     shutil.copyfile(TEMPLATE, out / "index.html")
-    summary = {"runs": [str(r.path.resolve()) for r in runs],
+    summary = {"format": formats.BROWSER.version, "runs": [str(r.path.resolve()) for r in runs],
                "tasks": {p.name: f"index.html#task={p.name}" for p in pages},
                "examples": sum(len(p.records) for p in pages),
                "thumbnails_made": images.made, "thumbnails_reused": images.reused,
                "seconds": round(time.perf_counter() - started, 3)}
-    (out / "browser.json").write_text(json.dumps(summary, indent=1))
+    text = json.dumps(summary, indent=1)
+    formats.check_write(text, formats.BROWSER, out / "browser.json")
+    (out / "browser.json").write_text(text)
     return summary
 
 

@@ -7,6 +7,7 @@ Everything that came from a model or a dataset is escaped by jinja2's autoescape
 from __future__ import annotations
 
 import json
+import sys
 import os
 import re
 import statistics
@@ -17,7 +18,8 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from paligemma_eval.harness.formats import read_run_document
+from paligemma_eval.harness.errors import InputError
+from paligemma_eval.harness.formats import read_browser, read_run_document
 from paligemma_eval.reports import published
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -112,11 +114,14 @@ def browser_links(runs: list[dict], output: Path | None) -> None:
         run["_browse"] = {}
         directory = Path(run["_dir"]).resolve()
         for folder in (directory / "browser", base / "browser"):
-            try:
-                manifest = json.loads((folder / "browser.json").read_text())
-            except (OSError, ValueError):
+            if not (folder / "browser.json").exists():
                 continue
-            if str(directory) not in manifest.get("runs", []):
+            try:
+                manifest = read_browser(folder / "browser.json")
+            except InputError as error:   # a link is an aid: say so, link nothing
+                print(f"paligemma-eval: warning: no browser link: {error}", file=sys.stderr)
+                continue
+            if str(directory) not in manifest["runs"]:
                 continue
             # "./" first: a directory named like a URL scheme must stay a relative path
             href = "./" + quote(os.path.relpath(folder / "index.html", base))

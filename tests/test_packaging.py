@@ -80,10 +80,14 @@ def test_wheel_alone_runs_the_demo(venv, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     counts, others = json.loads(done.stdout)
     assert set(counts) == {"results", "unit-scores", "prediction", "submission", "safety",
-                           "safety-scores", "score-cache"}, counts
+                           "safety-scores", "score-cache", "browser"}, counts
     assert counts["results"] == 2 and counts["prediction"] > 40
-    assert set(others) == {"report.html", "vae-oid-fixture.npz", "tiny-paligemma/.lock",
-                           "tiny-paligemma2/.lock"}, others
+    # besides those: the report and the browser's static pages, scripts and images (what a
+    # browser reads, never the harness), the demo's decoder and the run locks
+    assert {p for p in others if not p.startswith("browser/")} == {
+        "report.html", "vae-oid-fixture.npz", "tiny-paligemma/.lock", "tiny-paligemma2/.lock"}
+    assert {p.rsplit(".", 1)[-1] for p in others if p.startswith("browser/")} <= {
+        "html", "js", "jpg", "png"}, others
 
 
 def test_a_package_named_safety_installs_beside_it(venv, tmp_path):
