@@ -40,3 +40,20 @@ def tiny_model():
 def cli(*args: str) -> list[str]:
     """The command line a user types, run with this interpreter."""
     return [sys.executable, "-m", "paligemma_eval", *args]
+
+
+def require_chromium():
+    """(chromium's path, playwright's sync_playwright), or a loud skip: CI installs both, and a
+    browser test that did not run must not pass unnoticed."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if not chromium or sync_playwright is None:
+        print("\n" + "!" * 70 + "\nSKIPPING BROWSER TEST: chromium or playwright is not installed"
+              "\n" + "!" * 70, file=sys.stderr)
+        pytest.skip("chromium / playwright not installed: the browser check did NOT run")
+    return chromium, sync_playwright

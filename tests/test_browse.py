@@ -3,7 +3,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,7 +12,7 @@ import pytest
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.reports.render import render
-from tests.conftest import cli
+from tests.conftest import cli, require_chromium
 from tests.test_report import EVIL, RTL
 
 TASKS = "vqav2_val,refcoco_val_detect"
@@ -110,15 +109,7 @@ def hostile_copy(runs: dict, directory: Path, data_dir: Path) -> tuple[Path, Pat
 
 
 def test_the_browser_in_chromium(runs, tmp_path, data_dir):
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if not chromium or sync_playwright is None:
-        print("\n" + "!" * 70 + "\nSKIPPING BROWSER TEST: chromium or playwright is not installed"
-              "\n" + "!" * 70, file=sys.stderr)
-        pytest.skip("chromium / playwright not installed: the browser check did NOT run")
+    chromium, sync_playwright = require_chromium()
     good, degraded, single = runs["good"], runs["degraded"], runs["single"]
     pair = browse(tmp_path / "pair", good, degraded, data_dir=data_dir)
     hostile_run, hostile_data = hostile_copy(runs, tmp_path, data_dir)

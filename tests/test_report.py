@@ -1,13 +1,11 @@
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from paligemma_eval.reports.render import render
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, require_chromium
 
 ARTIFACTS = ROOT / "test-artifacts"
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -135,15 +133,7 @@ def test_card_numbers_only_beside_the_same_split_and_a_real_variant(tmp_path):
 
 
 def test_report_in_a_real_browser(runs, tmp_path):
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if not chromium or sync_playwright is None:
-        print("\n" + "!" * 70 + "\nSKIPPING BROWSER TEST: chromium or playwright is not installed"
-              "\n" + "!" * 70, file=sys.stderr)
-        pytest.skip("chromium / playwright not installed: the browser check did NOT run")
+    chromium, sync_playwright = require_chromium()
     page_path = tmp_path / "report.html"
     done = subprocess.run(cli("report", *map(str, runs), "--output", str(page_path)),
                           capture_output=True, text=True)
