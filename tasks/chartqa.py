@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
-from paligemma_eval.tasks.metrics.multilingual import per_language
+from paligemma_eval.tasks.metrics.multilingual import per_group
 from paligemma_eval.tasks.metrics.relaxed_match import relaxed_match
 
 SPLITS = {"human_test": "human", "augmented_test": "augmented"}
@@ -31,8 +31,8 @@ def target(row: Row) -> dict[str, str]:
 def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
     values = [relaxed_match(p, t["answer"]) for p, t in zip(predictions, targets)]
     # The card's mean gives each split equal weight: the per-group average of multilingual.py.
-    return Scores(ids, per_language("accuracy", values, [t["split"] for t in targets],
-                                    {"mean": None}))
+    return Scores(ids, per_group("accuracy", values, [t["split"] for t in targets],
+                                 {"mean": None}))
 
 
 @register

@@ -25,7 +25,7 @@ from __future__ import annotations
 from paligemma_eval.harness.registry import DatasetSource, Nested, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_language
+from paligemma_eval.tasks.metrics.multilingual import per_group
 
 PROMPT = "answer en {question}"
 RULE = "big_vision vqa evaluator: exact match, case kept"
@@ -42,8 +42,8 @@ def score_xgqa(ids: list[str], predictions: list[str], targets: list[dict]) -> S
     values = [exact_match(p, t["answer"]) for p, t in zip(predictions, targets)]
     languages = [t["language"] for t in targets]
     non_english = [lang for lang in LANGUAGES if lang != "en"]
-    return Scores(ids, per_language("accuracy", values, languages,
-                                    {"avg7": non_english, "avg8": LANGUAGES}))
+    return Scores(ids, per_group("accuracy", values, languages,
+                                 {"avg7": non_english, "avg8": LANGUAGES}))
 
 
 def questions(row: Row) -> list[Row]:

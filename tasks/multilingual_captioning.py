@@ -37,7 +37,7 @@ from paligemma_eval.harness.registry import DatasetSource, Task, register
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.captioning import caption_task
 from paligemma_eval.tasks.metrics.captioning import cider_per_group
-from paligemma_eval.tasks.metrics.multilingual import per_language
+from paligemma_eval.tasks.metrics.multilingual import per_group
 
 # big_vision configs/proj/paligemma/transfers/coco35l.py
 LANGUAGES = ("ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr", "he", "hi",
@@ -54,7 +54,7 @@ def scorer(average_label: str, language: str = "language"):
         cider = cider_per_group(predictions, [t["references"] for t in targets], ids, languages)
         present = sorted(set(languages))
         others = [lang for lang in present if lang != "en"]
-        ratios = per_language("cider", cider, languages, {average_label: others, "avg": None})
+        ratios = per_group("cider", cider, languages, {average_label: others, "avg": None})
         return Scores(ids, ratios, notes={
             "cider": "CIDEr-D per language (pycocoevalcap, PTB tokenizer for every language), "
                      "each language with its own document frequencies; averages are unweighted "

@@ -19,7 +19,7 @@ from paligemma_eval.harness.data import SPLIT_COLUMN
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_language
+from paligemma_eval.tasks.metrics.multilingual import per_group
 
 MARVL_LANGUAGES = ("id", "sw", "ta", "tr", "zh")
 RULE = "big_vision vqa evaluator: exact, case-sensitive match with \"True\" / \"False\""
@@ -49,8 +49,8 @@ def score_nlvr2(ids: list[str], predictions: list[str], targets: list[dict]) -> 
 
 def score_marvl(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores:
     values = [exact_match(p, t["answer"]) for p, t in zip(predictions, targets)]
-    return Scores(ids, per_language("accuracy", values, [t["language"] for t in targets],
-                                    {"avg5": None}))
+    return Scores(ids, per_group("accuracy", values, [t["language"] for t in targets],
+                                 {"avg5": None}))
 
 
 @register

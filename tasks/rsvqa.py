@@ -31,7 +31,7 @@ from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import any_exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_language
+from paligemma_eval.tasks.metrics.multilingual import per_group
 
 NUMERIC = ("count", "area")
 TYPES = {"RSVQA-LR": ("comp", "presence", "rural_urban"), "RSVQA-HR": ("comp", "presence")}
@@ -52,7 +52,7 @@ def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores
     values = [any_exact_match(p, t["answers"], lower=True) for p, t in zip(predictions, targets)]
     types = [t["type"] for t in targets]
     # The mean over types weighs each type equally: the per-group average of multilingual.py.
-    ratios = per_language("accuracy", values, types, {"type_mean": None})
+    ratios = per_group("accuracy", values, types, {"type_mean": None})
     return Scores(ids, {"accuracy": Ratio.mean(values), **ratios})
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from paligemma_eval.harness.scores import bootstrap
 from paligemma_eval.tasks.metrics.exact_match import any_exact_match, exact_match
-from paligemma_eval.tasks.metrics.multilingual import language_average, per_language
+from paligemma_eval.tasks.metrics.multilingual import group_average, per_group
 
 
 def test_exact_match_keeps_case_and_spaces_unless_lowered():
@@ -20,10 +20,10 @@ def test_language_average_is_the_mean_of_per_language_means():
     # en: 3 examples, mean 1/3; de: 1 example, mean 1; zh: 2 examples, mean 0.5
     values = [1, 0, 0, 1, 1, 0]
     languages = ["en", "en", "en", "de", "zh", "zh"]
-    assert language_average(values, languages).value == pytest.approx((1 / 3 + 1 + 0.5) / 3)
-    non_en = language_average(values, languages, include=["de", "zh"])
+    assert group_average(values, languages).value == pytest.approx((1 / 3 + 1 + 0.5) / 3)
+    non_en = group_average(values, languages, include=["de", "zh"])
     assert non_en.value == pytest.approx((1 + 0.5) / 2)
-    ratios = per_language("acc", values, languages, {"avg2": ["de", "zh"], "avg": None})
+    ratios = per_group("acc", values, languages, {"avg2": ["de", "zh"], "avg": None})
     assert ratios["acc/en"].value == pytest.approx(1 / 3)
     assert ratios["acc/avg2"].value == pytest.approx(0.75)
     assert ratios["acc/avg"].value == pytest.approx(11 / 18)
@@ -35,7 +35,7 @@ def test_language_average_has_an_interval_around_it():
     rng = np.random.default_rng(0)
     languages = ["a"] * 200 + ["b"] * 50
     values = np.r_[rng.random(200) < 0.9, rng.random(50) < 0.3].astype(float)
-    ratio = language_average(values, languages)
+    ratio = group_average(values, languages)
     interval = bootstrap({"avg": ratio}, resamples=300, seed=1)["avg"]
     low, high = interval["ci95"]
     assert low < ratio.value < high and high - low < 0.2

@@ -1,5 +1,6 @@
 """Averages over languages, as the cards report multilingual rows (COCO-35L avg34 / avg,
-XM3600 avg35 / avg, xGQA avg7, MaRVL avg5).
+XM3600 avg35 / avg, xGQA avg7, MaRVL avg5), and over any groups the card weighs alike the same
+way (ChartQA's two splits, RSVQA's question types).
 
 Each language is scored on its own (big_vision runs one evaluator per language), and the card's
 average is the unweighted mean of the per-language numbers. As a ratio over examples, that mean
@@ -18,22 +19,22 @@ import numpy as np
 from paligemma_eval.harness.scores import Ratio
 
 
-def language_average(values: Sequence[float], languages: Sequence[str],
-                     include: Iterable[str] | None = None) -> Ratio:
-    """Mean over the languages in `include` (default: all present) of each one's mean value."""
-    wanted = set(languages) if include is None else set(include)
-    counts = Counter(lang for lang in languages if lang in wanted)
-    weights = np.array([1.0 / counts[lang] if lang in counts else 0.0 for lang in languages])
+def group_average(values: Sequence[float], groups: Sequence[str],
+                  include: Iterable[str] | None = None) -> Ratio:
+    """Mean over the groups in `include` (default: all present) of each group's mean value."""
+    wanted = set(groups) if include is None else set(include)
+    counts = Counter(group for group in groups if group in wanted)
+    weights = np.array([1.0 / counts[group] if group in counts else 0.0 for group in groups])
     return Ratio(np.asarray(values, dtype=np.float64) * weights, weights)
 
 
-def per_language(name: str, values: Sequence[float], languages: Sequence[str],
-                 averages: dict[str, Iterable[str] | None]) -> dict[str, Ratio]:
-    """`name/<lang>` for each language, plus `name/<label>` for each named average, e.g.
-    {"avg34": every language but en, "avg": None (all)}."""
+def per_group(name: str, values: Sequence[float], groups: Sequence[str],
+              averages: dict[str, Iterable[str] | None]) -> dict[str, Ratio]:
+    """`name/<group>` for each group (a language, a split, a question type), plus
+    `name/<label>` for each named average, e.g. {"avg34": every language but en, "avg": None}."""
     values = np.asarray(values, dtype=np.float64)
-    ratios = {f"{name}/{lang}": Ratio.mean(values, np.array([l == lang for l in languages]))
-              for lang in sorted(set(languages))}
+    ratios = {f"{name}/{group}": Ratio.mean(values, np.array([g == group for g in groups]))
+              for group in sorted(set(groups))}
     for label, include in averages.items():
-        ratios[f"{name}/{label}"] = language_average(values, languages, include)
+        ratios[f"{name}/{label}"] = group_average(values, groups, include)
     return ratios
