@@ -1,6 +1,9 @@
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,9 +45,12 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "paligemma_eval", *args]
 
 
-def require_chromium():
-    """(chromium's path, playwright's sync_playwright), or a loud skip: CI installs both, and a
-    browser test that did not run must not pass unnoticed."""
+
+@contextmanager
+def chromium_page(events: list[str]) -> Iterator[Any]:
+    """A headless Chromium page (1280 px wide) that records script errors and dialogs (dismissed)
+    in `events`; a loud skip without Chromium or Playwright: CI installs both, and a browser test
+    that did not run must not pass unnoticed."""
     import shutil
 
     chromium = shutil.which("chromium")
@@ -56,4 +62,14 @@ def require_chromium():
         print("\n" + "!" * 70 + "\nSKIPPING BROWSER TEST: chromium or playwright is not installed"
               "\n" + "!" * 70, file=sys.stderr)
         pytest.skip("chromium / playwright not installed: the browser check did NOT run")
-    return chromium, sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: events.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: events.append(str(e)))
+        page.on("dialog", lambda d: (events.append(f"dialog: {d.message}"), d.dismiss()))
+        try:
+            yield page
+        finally:
+            browser.close()

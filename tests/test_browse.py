@@ -12,7 +12,7 @@ import pytest
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.reports.render import render
-from tests.conftest import cli, require_chromium
+from tests.conftest import chromium_page, cli
 from tests.test_report import EVIL, RTL
 
 TASKS = "vqav2_val,refcoco_val_detect"
@@ -109,19 +109,12 @@ def hostile_copy(runs: dict, directory: Path, data_dir: Path) -> tuple[Path, Pat
 
 
 def test_the_browser_in_chromium(runs, tmp_path, data_dir):
-    chromium, sync_playwright = require_chromium()
     good, degraded, single = runs["good"], runs["degraded"], runs["single"]
     pair = browse(tmp_path / "pair", good, degraded, data_dir=data_dir)
     hostile_run, hostile_data = hostile_copy(runs, tmp_path, data_dir)
     hostile = browse(tmp_path / "hostile-browser", hostile_run, data_dir=hostile_data)
     events = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: events.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: events.append(str(e)))
-        page.on("dialog", lambda d: (events.append(f"dialog: {d.message}"), d.dismiss()))
+    with chromium_page(events) as page:
 
         def open_page(path: Path, fragment: str) -> list[str]:
             page.goto(f"{path.as_uri()}#{fragment}")
@@ -187,7 +180,6 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
         width = page.evaluate("document.documentElement.scrollWidth")
         injected = page.evaluate("document.querySelectorAll('main img[src=x], script:not([src])')"
                                  ".length")
-        browser.close()
     assert events == []                       # no dialog, no script error
     assert EVIL in text and "\u202e" not in text and "[U+202E]" in text
     assert injected == 1                      # only the viewer's own inline script

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from paligemma_eval.reports.render import render
-from tests.conftest import ROOT, cli, require_chromium
+from tests.conftest import ROOT, chromium_page, cli
 
 ARTIFACTS = ROOT / "test-artifacts"
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -133,19 +133,12 @@ def test_card_numbers_only_beside_the_same_split_and_a_real_variant(tmp_path):
 
 
 def test_report_in_a_real_browser(runs, tmp_path):
-    chromium, sync_playwright = require_chromium()
     page_path = tmp_path / "report.html"
     done = subprocess.run(cli("report", *map(str, runs), "--output", str(page_path)),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     errors = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+    with chromium_page(errors) as page:
         page.goto(page_path.as_uri())
         assert page.locator("#benchmarks tbody tr").count() == 1
         assert page.locator("#benchmarks thead th").count() == 3     # name + two variants
@@ -161,7 +154,6 @@ def test_report_in_a_real_browser(runs, tmp_path):
         text = page.evaluate("document.body.innerText")
         model_cell = page.locator(".provenance td.name").nth(1).inner_text()
         isolation = page.evaluate("getComputedStyle(document.querySelector('td')).unicodeBidi")
-        browser.close()
     assert errors == []
     assert width <= 1280, "the page must be readable at 1280 px without scrolling sideways"
     assert hostile_width <= 1280, f"a long string widened the page to {hostile_width} px"
