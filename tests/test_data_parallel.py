@@ -51,7 +51,7 @@ def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
 
     from PIL import Image
 
-    from paligemma_eval.harness.vllm_backend import build_requests, map_outputs
+    from paligemma_eval.harness.vllm_backend import build_requests, map_beams, map_outputs
 
     images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 0, 0))]
     requests = build_requests([[images[0]], [images[1]], images],
@@ -59,12 +59,24 @@ def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
     assert requests[1] == {"prompt": "answer en what color?", "multi_modal_data": {
         "image": images[1]}}
     assert requests[2]["multi_modal_data"] == {"image": images}   # a pair: both, in order
-    fake = [SimpleNamespace(outputs=[SimpleNamespace(text="a cat", finish_reason="stop")]),
-            SimpleNamespace(outputs=[SimpleNamespace(text="<loc0001><loc0002><loc0003><loc0004>",
+    # token ids decoded by the backend's own call (here: joined), never vLLM's text
+    fake = [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[7, 1], text="x",
+                                                     finish_reason="stop")]),
+            SimpleNamespace(outputs=[SimpleNamespace(token_ids=(3, 4), text="x",
                                                      finish_reason="length")]),
             SimpleNamespace(outputs=[])]
-    assert [(c.text, c.output_truncated) for c in map_outputs(fake)] == [
-        ("a cat", False), ("<loc0001><loc0002><loc0003><loc0004>", True), ("", False)]
+    def joined(ids: list[int]) -> str:
+        return "-".join(map(str, ids))
+
+    assert [(c.text, c.output_truncated) for c in map_outputs(fake, joined)] == [
+        ("7-1", False), ("3-4", True), ("", False)]
+    # a beam's tokens hold the prompt (vLLM's text too): only what follows it is the answer
+    beams = [SimpleNamespace(sequences=[
+        SimpleNamespace(tokens=[2, 5, 6, 8, 9, 1], orig_prompt={"prompt_token_ids": [2, 5, 6]},
+                        text="caption en\na cat"),
+        SimpleNamespace(tokens=[2, 5, 6, 4, 1], orig_prompt={"prompt_token_ids": [2, 5, 6]})]),
+        SimpleNamespace(sequences=[])]
+    assert [c.text for c in map_beams(beams, joined)] == ["8-9-1", ""]
     done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--backend", "vllm", "--tasks",
                               "mmvp", "--data-dir", str(data_dir), "--output", str(tmp_path)),
                           capture_output=True, text=True)
