@@ -12,6 +12,8 @@ is reported as a point value.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -118,3 +120,22 @@ def cider_per_group(predictions: list[str], references: list[list[str]], ids: li
                                           {ids[k]: res[ids[k]] for k in members})
         values[members] = scores
     return values
+
+
+def explain_cider(references: Callable[[Any], list[str]] = lambda t: t["references"],
+                  frequencies: str = "the whole reference set"
+                  ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+    """Task.explain for CIDEr-scored captions: the references, and what the per-example score
+    is. Not recomputed here (the PTB tokenizer is a Java process): the score shown is the
+    scorer's; `frequencies` says whose references give the n-gram document frequencies."""
+    def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
+        for target in targets:
+            found = references(target)
+            yield {"references": found,
+                   "why": [f"the score is this caption's CIDEr-D against its {len(found)} "
+                           f"reference{'s' if len(found) != 1 else ''} (both PTB-tokenised), "
+                           f"with n-gram document frequencies from {frequencies}; the task's "
+                           f"CIDEr is the mean over examples",
+                           "BLEU-4 (and METEOR, where scored) are corpus-level: no per-example "
+                           "share"]}
+    return explain
