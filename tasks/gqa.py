@@ -70,7 +70,8 @@ def tasks() -> list[Task]:
                   groups=("gqa",))
     return [
         Task(name="gqa_testdev", source=testdev, target=lambda r: str(r["answer"]),
-             scorer=score_gqa, explain=explain_exact_match(), expand=questions, columns=("questions",), id_column="id",
+             scorer=score_gqa, explain=explain_exact_match(), expand=questions,
+             columns=("questions",), id_column="id",
              metric="accuracy", description="GQA test-dev balanced, exact match", **common),
         Task(name="xgqa", source=xgqa,
              target=lambda r: {"answer": str(r["answer"]), "language": r["language"]},

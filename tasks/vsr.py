@@ -47,10 +47,10 @@ def score_vsr(ids: list[str], predictions: list[str], targets: list[str]) -> Sco
 
 
 def explain_vsr(predictions: list[str], targets: list[str]) -> Iterator[dict[str, Any]]:
-    for prediction, item in zip(predictions, explain_exact_match(lower=True)(predictions,
-                                                                             targets)):
-        yield item if valid(prediction) else {**item, "why": [*item["why"], "neither true nor false: "
-                                                  "counts against valid_share too"]}
+    explained = explain_exact_match(lower=True)(predictions, targets)
+    for prediction, item in zip(predictions, explained):
+        yield item if valid(prediction) else \
+            {**item, "why": [*item["why"], "neither true nor false: counts against valid_share"]}
 
 
 def vsr_task(split: str) -> Task:

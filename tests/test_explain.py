@@ -140,7 +140,7 @@ def claimed(item: dict) -> float:
      1.0),
     # several references (RSVQA), lower-cased: which one matched
     ("rsvqa_lr_test", "YES", {"answers": ["no", "yes"], "type": "presence"},
-     "'yes' equals reference 'yes'", 1.0),
+     "'yes' equals one of the 2 references, 'yes'", 1.0),
     ("rsvqa_lr_test", "maybe", {"answers": ["no", "yes"], "type": "presence"},
      "equals none of the 2 references", 0.0),
     # multiple choice (AI2D, A-OKVQA MC): the correct option's text, case kept

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from paligemma_eval.harness.scores import Ratio, Scores, Statistic
+from paligemma_eval.tasks.metrics import Explain
 
 # The PTB tokenizer reads one caption per line: a newline or control character inside a caption
 # would shift every caption after it, and so would the separators Java's tokenizer (and Python's
@@ -123,8 +124,7 @@ def cider_per_group(predictions: list[str], references: list[list[str]], ids: li
 
 
 def explain_cider(references: Callable[[Any], list[str]] = lambda t: t["references"],
-                  frequencies: str = "the whole reference set"
-                  ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+                  frequencies: str = "the whole reference set") -> Explain:
     """Task.explain for CIDEr-scored captions: the references, and what the per-example score
     is. Not recomputed here (the PTB tokenizer is a Java process): the score shown is the
     scorer's; `frequencies` says whose references give the n-gram document frequencies."""

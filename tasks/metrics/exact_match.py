@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-Explain = Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]
+from paligemma_eval.tasks.metrics import Explain
 
 
 def exact_match(prediction: str, reference: str, lower: bool = False) -> float:
@@ -37,8 +37,9 @@ def explain_exact_match(lower: bool = False, answers: Callable[[Any], list[str]]
             seen = prediction.lower() if lower else prediction
             matched = next((r for r in references if exact_match(prediction, r, lower)), None)
             if matched is not None:
-                outcome = f"{seen!r} equals {what if len(references) == 1 else 'reference'} " \
-                          f"{matched.lower() if lower else matched!r}"
+                which = what if len(references) == 1 else \
+                    f"one of the {len(references)} references,"
+                outcome = f"{seen!r} equals {which} {matched.lower() if lower else matched!r}"
             elif len(references) == 1:
                 reference = references[0].lower() if lower else references[0]
                 outcome = f"{seen!r} differs from {what} {reference!r}"

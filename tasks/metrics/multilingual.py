@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from paligemma_eval.harness.scores import Ratio
+from paligemma_eval.tasks.metrics import Explain
 
 
 def group_average(values: Sequence[float], groups: Sequence[str],
@@ -41,9 +42,7 @@ def per_group(name: str, values: Sequence[float], groups: Sequence[str],
     return ratios
 
 
-def explain_in_groups(explain: Callable[[list[str], list[Any]], Iterable[dict[str, Any]]],
-                      note: Callable[[Any], str]
-                      ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+def explain_in_groups(explain: Explain, note: Callable[[Any], str]) -> Explain:
     """Task.explain `explain` with one more line per example: `note(target)`, which group the
     example counts in and how the average weighs it."""
     def grouped(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from paligemma_eval.tasks.metrics import Explain
 from paligemma_eval.tasks.metrics.exact_match import exact_match
 
 _WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -24,8 +25,7 @@ def count_match(prediction: str, reference: str) -> float:
     return exact_match(number_word_to_numeral(prediction), number_word_to_numeral(reference))
 
 
-def explain_count(answer: Callable[[Any], str] = lambda t: t
-                  ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+def explain_count(answer: Callable[[Any], str] = lambda t: t) -> Explain:
     """Task.explain for this rule: both sides after the number-word rule, and the score."""
     def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
         for prediction, target in zip(predictions, targets):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from paligemma_eval.tasks.metrics import Explain
+
 MAX_RELATIVE_ERROR = 0.05
 
 
@@ -22,7 +24,8 @@ def to_float(text: str) -> float | None:
         return None
 
 
-def relaxed_match(prediction: str, reference: str, max_relative_error: float = MAX_RELATIVE_ERROR) -> float:
+def relaxed_match(prediction: str, reference: str,
+                  max_relative_error: float = MAX_RELATIVE_ERROR) -> float:
     prediction, reference = prediction.lower(), reference.lower()
     predicted, target = to_float(prediction), to_float(reference)
     if predicted is not None and target:   # target 0: exact match (no relative error exists)
@@ -30,8 +33,7 @@ def relaxed_match(prediction: str, reference: str, max_relative_error: float = M
     return float(prediction == reference)
 
 
-def explain_relaxed(answer: Callable[[Any], str] = lambda t: t
-                    ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+def explain_relaxed(answer: Callable[[Any], str] = lambda t: t) -> Explain:
     """Task.explain for this rule: the numbers compared and their relative error, or why the
     strings had to match exactly; `answer` reads the target's reference."""
     def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:

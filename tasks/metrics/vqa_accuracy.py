@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
+from paligemma_eval.tasks.metrics import Explain
+
 _CONTRACTIONS = {
     "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've",
     "couldnt": "couldn't", "couldn'tve": "couldn't've", "couldnt've": "couldn't've",
@@ -126,8 +128,7 @@ def explain_official(predictions: list[str], targets: list[dict]) -> Iterator[di
                        f"scores {vqa_accuracy(prediction, t['answers']):.4g}"]}
 
 
-def explain_simple(answers: Callable[[Any], list[str]] = lambda t: t["answers"]
-                   ) -> Callable[[list[str], list[Any]], Iterator[dict[str, Any]]]:
+def explain_simple(answers: Callable[[Any], list[str]] = lambda t: t["answers"]) -> Explain:
     """Task.explain for big_vision's simple rule; `answers` reads the target's answers."""
     def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
         for prediction, target in zip(predictions, targets):
