@@ -33,6 +33,7 @@ def tasks() -> Task:
                 source=DatasetSource("lmms-lab/ai2d", "test", aliases=("lmms-lab-encoder/ai2d",)),
                 prompt=mc.PROMPT, prompt_fields=mc.options_field("options"),
                 target=lambda r: mc.correct_option(r["options"], r["answer"]), scorer=score,
+                explain=mc.explain_choice,
                 columns=("question", "options", "answer"), id_column=None,
                 max_new_tokens=128, max_prompt_tokens=128, resize="bilinear", metric="accuracy",
                 rule="exact match with the correct option's text, case kept",

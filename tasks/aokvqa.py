@@ -26,7 +26,7 @@ from paligemma_eval.harness.registry import DatasetSource, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import multiple_choice as mc
 from paligemma_eval.tasks.metrics.exact_match import exact_match
-from paligemma_eval.tasks.metrics.vqa_accuracy import simple_vqa_accuracy
+from paligemma_eval.tasks.metrics.vqa_accuracy import explain_simple, simple_vqa_accuracy
 
 HUB_ID = "HuggingFaceM4/A-OKVQA"
 
@@ -57,6 +57,7 @@ def aokvqa_tasks(split: str) -> list[Task]:
                   target=(lambda r: [str(a) for a in r["direct_answers"]]) if scored
                   else (lambda r: None),
                   scorer=score_direct if scored else None,
+                  explain=explain_simple(lambda answers: answers) if scored else None,
                   submission=None if scored else leaderboard("direct_answer"),
                   columns=("question", "direct_answers") if scored else ("question",),
                   max_new_tokens=32,
@@ -68,6 +69,7 @@ def aokvqa_tasks(split: str) -> list[Task]:
                   target=(lambda r: mc.correct_option(r["choices"], r["correct_choice_idx"]))
                   if scored else (lambda r: None),
                   scorer=score_choice if scored else None,
+                  explain=mc.explain_choice if scored else None,
                   submission=None if scored else leaderboard("multiple_choice"),
                   columns=("question", "choices", "correct_choice_idx") if scored
                   else ("question", "choices"),

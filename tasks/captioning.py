@@ -17,12 +17,12 @@ Hub copies (lmms-eval's ids and columns):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores, breakdown
-from paligemma_eval.tasks.metrics.captioning import caption_scores
+from paligemma_eval.tasks.metrics.captioning import caption_scores, explain_cider
 
 PROMPT = "caption en"
 
@@ -43,11 +43,6 @@ def caption_scorer(meteor: bool = True) -> Callable[[list[str], list[str], list[
 score_captions = caption_scorer()
 
 
-def explain_captions(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
-    for t in targets:
-        yield {"references": t["references"]}
-
-
 def caption_task(name: str, source: DatasetSource, id_column: str | None, references: str,
                  description: str, image_column: str = "image", beams: int = 2,
                  keep: tuple[str, ...] = (), **fields: Any) -> Task:
@@ -64,7 +59,7 @@ def caption_task(name: str, source: DatasetSource, id_column: str | None, refere
     settings = {"prompt": PROMPT, "scorer": score_captions, "metric": "cider",
                 "rule": f"CIDEr-D (pycocoevalcap, PTB tokenizer), {decoding}",
                 "resize": "bilinear", "groups": ("captioning",),
-                "explain": explain_captions, **fields}
+                "explain": explain_cider(), **fields}
     return Task(name=name, source=source, target=target, columns=(references, image_column, *keep),
                 id_column=id_column, num_beams=beams, image_column=image_column,
                 description=description, **settings)

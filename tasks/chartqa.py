@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
-from paligemma_eval.tasks.metrics.multilingual import per_group
-from paligemma_eval.tasks.metrics.relaxed_match import relaxed_match
+from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
+from paligemma_eval.tasks.metrics.relaxed_match import explain_relaxed, relaxed_match
 
 SPLITS = {"human_test": "human", "augmented_test": "augmented"}
 
@@ -35,12 +35,18 @@ def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores
                                  {"mean": None}))
 
 
+explain = explain_in_groups(
+    explain_relaxed(lambda t: t["answer"]),
+    lambda t: f"{t['split']} split: counted in accuracy/{t['split']}; accuracy/mean weighs the "
+              f"two splits equally")
+
+
 @register
 def tasks() -> Task:
     return Task(name="chartqa_test",
                 source=DatasetSource("lmms-lab/ChartQA", "test",
                                      aliases=("lmms-lab-encoder/ChartQA",)),
-                prompt="{question}", target=target, scorer=score,
+                prompt="{question}", target=target, scorer=score, explain=explain,
                 columns=("question", "answer", "type"), id_column=None,
                 max_new_tokens=48, max_prompt_tokens=48, resize="bilinear-antialias",
                 metric="accuracy/mean",

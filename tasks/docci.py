@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.caption_length import count_characters, count_sentences
+from paligemma_eval.tasks.metrics.caption_length import (count_characters, count_sentences,
+                                                         explain_lengths)
 
 NES_REASON = ("NES (non-entailment sentences %) needs human raters (5 per sentence, majority "
               "vote): not computed, and no proxy is reported")
@@ -45,6 +46,7 @@ def score_lengths(ids: list[str], predictions: list[str], targets: list[str]) ->
 def tasks() -> list[Task]:
     return [Task(name="docci_qual_dev", source=DatasetSource("google/docci", "qual_dev"),
                  prompt="caption en", target=description_target, scorer=score_lengths,
+                 explain=explain_lengths,
                  columns=("description",), id_column="example_id",
                  image_column="image_file", max_new_tokens=192,
                  metric="avg_chars", resize="bilinear-antialias",

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Nested, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.exact_match import exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_group
+from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
+from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
 
 PROMPT = "answer en {question}"
 RULE = "big_vision vqa evaluator: exact match, case kept"
@@ -46,6 +46,13 @@ def score_xgqa(ids: list[str], predictions: list[str], targets: list[dict]) -> S
                                  {"avg7": non_english, "avg8": LANGUAGES}))
 
 
+explain_xgqa = explain_in_groups(
+    explain_exact_match(answers=lambda t: [t["answer"]]),
+    lambda t: f"counted in accuracy/{t['language']} and avg8" + (
+        "; not in avg7 (the headline: non-English only)" if t["language"] == "en" else
+        " and avg7 (the headline)") + ": each language weighed equally")
+
+
 def questions(row: Row) -> list[Row]:
     return [{**row, **question} for question in row["questions"]]
 
@@ -63,11 +70,13 @@ def tasks() -> list[Task]:
                   groups=("gqa",))
     return [
         Task(name="gqa_testdev", source=testdev, target=lambda r: str(r["answer"]),
-             scorer=score_gqa, expand=questions, columns=("questions",), id_column="id",
+             scorer=score_gqa, explain=explain_exact_match(), expand=questions,
+             columns=("questions",), id_column="id",
              metric="accuracy", description="GQA test-dev balanced, exact match", **common),
         Task(name="xgqa", source=xgqa,
              target=lambda r: {"answer": str(r["answer"]), "language": r["language"]},
-             scorer=score_xgqa, columns=("question", "answer"), id_column=None,
+             scorer=score_xgqa, explain=explain_xgqa, columns=("question", "answer"),
+             id_column=None,
              metric="accuracy/avg7",
              description="xGQA zero-shot test, 8 languages, English answers: avg7 (non-English) "
                          "and avg8", **common),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
-from paligemma_eval.tasks.metrics.kern import kern_ratios
+from paligemma_eval.tasks.metrics.kern import explain_kern, kern_ratios
 
 
 def kern_target(row: Row) -> str:
@@ -35,7 +35,7 @@ def score_kern(ids: list[str], predictions: list[str], targets: list[str]) -> Sc
 @register
 def tasks() -> list[Task]:
     return [Task(name="grandstaff_test", source=DatasetSource("antoniorv6/grandstaff", "test"),
-                 prompt="kern", target=kern_target, scorer=score_kern,
+                 prompt="kern", target=kern_target, scorer=score_kern, explain=explain_kern,
                  columns=("transcription",), id_column=None, max_new_tokens=1024,
                  metric="cer",
                  resize="bilinear-antialias",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores
-from paligemma_eval.tasks.metrics.captioning import caption_scores
+from paligemma_eval.tasks.metrics.captioning import caption_scores, explain_cider
 from paligemma_eval.tasks.metrics.radgraph import radgraph_ratios
 
 
@@ -50,6 +50,7 @@ def tasks() -> list[Task]:
     return [Task(name="mimic_cxr_test", source=DatasetSource("local/mimic_cxr", "test",
                                                               local_only=True),
                  prompt="{indication}", target=report_target, scorer=score_reports,
+                 explain=explain_cider(lambda report: [report]),
                  columns=("indication", "findings", "impression"), id_column="study_id",
                  max_new_tokens=256, metric="cider", resize="bilinear-antialias",
                  rule="CIDEr-D / BLEU-4 / ROUGE-L (pycocoevalcap), RadGraph F1 (radgraph) when "

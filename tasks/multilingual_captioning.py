@@ -36,7 +36,7 @@ from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource, Task, register
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.captioning import caption_task
-from paligemma_eval.tasks.metrics.captioning import cider_per_group
+from paligemma_eval.tasks.metrics.captioning import cider_per_group, explain_cider
 from paligemma_eval.tasks.metrics.multilingual import per_group
 
 # big_vision configs/proj/paligemma/transfers/coco35l.py
@@ -103,7 +103,9 @@ def read_coco35l(root: Path, split: str) -> tuple[list[dict], list[Path]]:
 def tasks() -> list[Task]:
     rule = ("CIDEr-D per language (pycocoevalcap, PTB tokenizer, the language's own document "
             "frequencies), unweighted mean over languages; greedy")
-    common = dict(beams=1, metric="cider/avg", rule=rule)
+    common = dict(beams=1, metric="cider/avg", rule=rule,
+                  explain=explain_cider(frequencies="its language's references (each language "
+                                                    "is scored on its own)"))
     return [
         caption_task("coco35l_dev", DatasetSource("coco35l", "dev", reader=read_coco35l),
                      "image/id", "captions", "COCO-35L dev, 35 languages (local files: see "

@@ -18,8 +18,8 @@ from __future__ import annotations
 from paligemma_eval.harness.data import SPLIT_COLUMN
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.exact_match import exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_group
+from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
+from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
 
 MARVL_LANGUAGES = ("id", "sw", "ta", "tr", "zh")
 RULE = "big_vision vqa evaluator: exact, case-sensitive match with \"True\" / \"False\""
@@ -53,6 +53,12 @@ def score_marvl(ids: list[str], predictions: list[str], targets: list[dict]) -> 
                                  {"avg5": None}))
 
 
+explain_nlvr2 = explain_exact_match(answers=lambda t: [t["answer"]])
+explain_marvl = explain_in_groups(
+    explain_nlvr2, lambda t: f"counted in accuracy/{t['language']}; accuracy/avg5 (the "
+                             f"headline) weighs the five languages equally")
+
+
 @register
 def tasks() -> list[Task]:
     common = dict(max_new_tokens=64, resize="bilinear", rule=RULE, id_column=None,
@@ -60,12 +66,14 @@ def tasks() -> list[Task]:
     return [
         Task(name="nlvr2_test", source=DatasetSource("HuggingFaceM4/NLVR2", "test"),
              prompt="answer en {sentence}", target=nlvr2_target, scorer=score_nlvr2,
+             explain=explain_nlvr2,
              columns=("sentence", "label"), image_column="left_image",
              extra_image_columns=("right_image",), metric="accuracy",
              description="NLVR2 test: a sentence about two images, True or False", **common),
         Task(name="marvl", source=DatasetSource("floschne/marvl", "+".join(MARVL_LANGUAGES),
                                                  split_column=SPLIT_COLUMN),
              prompt="answer en {hypothesis}", target=marvl_target, scorer=score_marvl,
+             explain=explain_marvl,
              columns=("hypothesis", "label"), image_column="left_img",
              extra_image_columns=("right_img",), metric="accuracy/avg5",
              description="MaRVL (id, sw, ta, tr, zh): NLVR2's task in five languages, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.exact_match import exact_match
+from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 
 
 def questions(row: Row) -> list[Row]:
@@ -36,6 +36,7 @@ def score(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
 def tasks() -> Task:
     return Task(name="ocrvqa_test", source=DatasetSource("howard-hou/OCR-VQA", "test"),
                 prompt="answer en {question}", target=lambda r: str(r["answer"]), scorer=score,
+                explain=explain_exact_match(lower=True),
                 expand=questions, columns=("questions", "answers"), id_column="image_id",
                 max_new_tokens=32, resize="bilinear-antialias", metric="accuracy",
                 rule="big_vision vqa evaluator: exact match, lower-cased",

@@ -19,7 +19,8 @@ import numpy as np
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.smiles import canonical, full_match, rdkit_missing
+from paligemma_eval.tasks.metrics.smiles import (canonical, explain_smiles, full_match,
+                                                 rdkit_missing)
 
 
 def smiles_target(row: Row) -> str:
@@ -51,7 +52,7 @@ def score_smiles(ids: list[str], predictions: list[str], targets: list[str]) -> 
 def tasks() -> list[Task]:
     return [Task(name="pubchem_test", source=DatasetSource("local/molscribe_chemdraw", "test",
                                                             local_only=True),
-                 prompt="smiles", target=smiles_target, scorer=score_smiles,
+                 prompt="smiles", target=smiles_target, scorer=score_smiles, explain=explain_smiles,
                  columns=("SMILES",), id_column="image_id", image_column="file_path",
                  max_new_tokens=256, metric="full_match", resize="bilinear-antialias",
                  rule="exact SMILES string (full_match) and RDKit canonical (canonical_match); "

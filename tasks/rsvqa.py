@@ -30,8 +30,8 @@ from __future__ import annotations
 from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.exact_match import any_exact_match
-from paligemma_eval.tasks.metrics.multilingual import per_group
+from paligemma_eval.tasks.metrics.exact_match import any_exact_match, explain_exact_match
+from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
 
 NUMERIC = ("count", "area")
 TYPES = {"RSVQA-LR": ("comp", "presence", "rural_urban"), "RSVQA-HR": ("comp", "presence")}
@@ -56,11 +56,17 @@ def score(ids: list[str], predictions: list[str], targets: list[dict]) -> Scores
     return Scores(ids, {"accuracy": Ratio.mean(values), **ratios})
 
 
+explain = explain_in_groups(
+    explain_exact_match(lower=True, answers=lambda t: t["answers"]),
+    lambda t: f"question type {t['type']}: counted in accuracy/{t['type']}; "
+              f"accuracy/type_mean (the headline) weighs the types equally")
+
+
 def rsvqa_task(name: str, dataset: str, split: str, description: str) -> Task:
     return Task(name=name, source=DatasetSource(f"zenodo/{dataset}", split, local_only=True),
                 prompt="answer en {question}",
                 target=lambda r: {"answers": [str(a) for a in r["answers"]], "type": r["type"]},
-                scorer=score, expand=non_numeric(dataset),
+                scorer=score, explain=explain, expand=non_numeric(dataset),
                 columns=("question", "answers", "type"), id_column="id", max_new_tokens=32,
                 resize="bilinear", metric="accuracy/type_mean", groups=("rsvqa",),
                 rule="big_vision rsvqa evaluator: mean over question types of exact-match "

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
+from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
@@ -53,12 +55,23 @@ def score(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
                         "parse_failed": Ratio.mean([letter == FAILURE for letter in letters])})
 
 
+def explain(predictions: list[str], targets: list[str]) -> Iterator[dict[str, Any]]:
+    for prediction, target in zip(predictions, targets):
+        letter, right = answer_letter(prediction), answer_letter(target)
+        read = "the output does not begin with \"the answer is <letter>.\": parse failed " \
+            "(counted in parse_failed)" if letter == FAILURE else f"read letter {letter!r}"
+        yield {"references": [target],
+               "why": [f"lower-cased, then \"the answer is X.\" at the start: {read}; the "
+                       f"correct letter is {right!r}: scores {float(letter == right):g}"]}
+
+
 @register
 def tasks() -> Task:
     return Task(name="scienceqa_img_test",
                 source=DatasetSource("lmms-lab/ScienceQA", "test", "ScienceQA-IMG",
                                      aliases=("lmms-lab-encoder/ScienceQA",)),
                 prompt=PROMPT, prompt_fields=prompt_fields, target=target, scorer=score,
+                explain=explain,
                 columns=("question", "choices", "answer", "hint"), id_column=None,
                 max_new_tokens=512, max_prompt_tokens=512, resize="bilinear", metric="accuracy",
                 rule='"the answer is X." on prediction and reference, letters equal',

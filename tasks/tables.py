@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.tables import parse_table, reference_html
+from paligemma_eval.tasks.metrics.tables import explain_tables, parse_table, reference_html
 from paligemma_eval.tasks.metrics.tables import score_tables as score_each
 
 PROMPT = "table html"
@@ -59,7 +59,8 @@ def score_tables(ids: list[str], predictions: list[str], targets: list[str]) -> 
 def table_task(name: str, source: DatasetSource, id_column: str | None,
                description: str) -> Task:
     return Task(name=name, source=source, prompt=PROMPT, target=table_target,
-                scorer=score_tables, columns=("html", "cells"), id_column=id_column,
+                scorer=score_tables, explain=explain_tables, columns=("html", "cells"),
+                id_column=id_column,
                 max_new_tokens=4096, metric="teds", resize="bilinear-antialias",
                 rule="TEDS / S-TEDS (table-recognition-metric), GriTS-Top / Con (grits-metric), "
                      "mean over tables; card's prompt unpublished (ours: `table html`)",

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores, breakdown
-from paligemma_eval.tasks.metrics.number_words import count_match
+from paligemma_eval.tasks.metrics.multilingual import explain_in_groups
+from paligemma_eval.tasks.metrics.number_words import count_match, explain_count
 
 PROMPT = "answer en {question}"
 RULE = "big_vision tallyqa evaluator: number words to numerals, exact match"
@@ -39,6 +40,12 @@ def score_countbench(ids: list[str], predictions: list[str], targets: list[str])
                                                 for p, t in zip(predictions, targets)])})
 
 
+explain_tallyqa = explain_in_groups(
+    explain_count(lambda t: t["answer"]),
+    lambda t: "simple question: counted in accuracy/simple (the headline)" if t["simple"] else
+    "complex question: counted in accuracy/complex, not in the headline accuracy/simple")
+
+
 @register
 def tasks() -> list[Task]:
     common = dict(prompt=PROMPT, max_new_tokens=32, resize="bilinear-antialias", rule=RULE,
@@ -46,11 +53,12 @@ def tasks() -> list[Task]:
     return [
         Task(name="tallyqa_test", source=DatasetSource("vikhyatk/tallyqa-test", "test"),
              target=lambda r: {"answer": str(r["answer"]), "simple": bool(r["is_simple"])},
-             scorer=score_tallyqa, expand=questions, columns=("qa",),
+             scorer=score_tallyqa, explain=explain_tallyqa, expand=questions, columns=("qa",),
              metric="accuracy/simple",
              description="TallyQA test: simple and complex counting questions", **common),
         Task(name="countbenchqa", source=DatasetSource("vikhyatk/CountBenchQA", "test"),
              target=lambda r: str(r["number"]), scorer=score_countbench,
+             explain=explain_count(),
              columns=("question", "number"), metric="accuracy",
              description="CountBenchQA (zero-shot from a TallyQA fine-tune)", **common),
     ]

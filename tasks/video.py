@@ -25,7 +25,8 @@ from __future__ import annotations
 from paligemma_eval.harness.registry import DatasetSource, Frames, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.captioning import score_captions
-from paligemma_eval.tasks.metrics.exact_match import exact_match
+from paligemma_eval.tasks.metrics.captioning import explain_cider
+from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 
 VIDEO = "video"
 COMMON = dict(image_column=VIDEO, resize="bilinear", groups=("video",))
@@ -52,7 +53,8 @@ def score_exact(ids: list[str], predictions: list[str], targets: list[str]) -> S
 def caption_task(name: str, source: DatasetSource, id_column: str, refs: str, frames: Frames,
                  max_new_tokens: int, description: str) -> Task:
     return Task(name=name, source=source, prompt="caption en", target=references(refs),
-                scorer=score_captions, columns=(refs, VIDEO), id_column=id_column,
+                scorer=score_captions, explain=explain_cider(), columns=(refs, VIDEO),
+                id_column=id_column,
                 frames=frames, max_new_tokens=max_new_tokens, metric="cider",
                 rule="CIDEr-D (pycocoevalcap, PTB tokenizer), greedy", description=description,
                 **COMMON)
@@ -60,7 +62,8 @@ def caption_task(name: str, source: DatasetSource, id_column: str, refs: str, fr
 
 def qa_task(name: str, source: DatasetSource, frames: Frames, description: str) -> Task:
     return Task(name=name, source=source, prompt="answer en {question}", target=answer,
-                scorer=score_exact, columns=("question", "answer", VIDEO),
+                scorer=score_exact, explain=explain_exact_match(),
+                columns=("question", "answer", VIDEO),
                 id_column="question_id", frames=frames, max_new_tokens=64, metric="accuracy",
                 rule="big_vision vqa evaluator: exact, case-sensitive match",
                 description=description, **COMMON)

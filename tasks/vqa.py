@@ -27,14 +27,14 @@ Hub copies (the lmms-eval task configs' ids; columns as their dataset cards list
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.docvqa import submission_as
-from paligemma_eval.tasks.metrics.vqa_accuracy import (compared, simple_vqa_accuracy,
-                                                          vqa_accuracy)
+from paligemma_eval.tasks.metrics.vqa_accuracy import (explain_official, explain_simple,
+                                                          simple_vqa_accuracy, vqa_accuracy)
 
 OFFICIAL = "official VQA accuracy (big_vision vqav2 evaluator)"
 SIMPLE = "big_vision vqa evaluator: min(1, exact matches / 3), no normalisation"
@@ -100,31 +100,12 @@ def submission_task(name: str, source: DatasetSource, description: str,
                 groups=("vqa",))
 
 
-def explain_official(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
-    for prediction, t in zip(predictions, targets):
-        seen, answers, normalised = compared(prediction, t["answers"])
-        matches = answers.count(seen)
-        how = f"after normalisation the prediction reads {seen!r}" if normalised else \
-            "compared as written (the answers agree: no normalisation)"
-        yield {"references": t["answers"],
-               "why": [f"{matches} of {len(answers)} human answers match; {how}",
-                       "score: mean over the leave-one-out subsets of min(1, matches / 3)"]}
-
-
-def explain_simple(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
-    for prediction, t in zip(predictions, targets):
-        matches = sum(a == prediction for a in t["answers"])
-        yield {"references": t["answers"],
-               "why": [f"{matches} of {len(t['answers'])} answers equal the prediction exactly "
-                       f"(no normalisation); score min(1, {matches} / 3)"]}
-
-
 def vqa_task(name: str, source: DatasetSource, description: str, rule: str = OFFICIAL,
              max_new_tokens: int = 32, resize: str = "bilinear-antialias",
              select_rows: Callable[[list[Any]], tuple[list[int], dict]] | None = None) -> Task:
     return Task(name=name, source=source, prompt=PROMPT, target=vqa_target,
                 scorer=score_vqa if rule == OFFICIAL else score_vqa_simple, rule=rule,
-                explain=explain_official if rule == OFFICIAL else explain_simple,
+                explain=explain_official if rule == OFFICIAL else explain_simple(),
                 columns=("question", "answers"), id_column="question_id", metric="accuracy",
                 max_new_tokens=max_new_tokens, resize=resize, description=description,
                 groups=("vqa",), select_rows=select_rows)

@@ -16,11 +16,14 @@ and val2017 together: the names are unique) beside it. No id column: keyed by ro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
-from paligemma_eval.tasks.metrics.exact_match import exact_match
+from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 
 PROMPT = "answer en Is this statement true or false? {caption}"
 ANSWERS = {1: "True", 0: "False"}
@@ -33,15 +36,26 @@ def vsr_target(row: Row) -> str:
     return ANSWERS[label]
 
 
+def valid(prediction: str) -> bool:
+    return prediction.lower() in ("true", "false")
+
+
 def score_vsr(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
     correct = [exact_match(p, t, lower=True) for p, t in zip(predictions, targets)]
-    valid = np.array([p.lower() in ("true", "false") for p in predictions], dtype=float)
-    return Scores(ids, {"accuracy": Ratio.mean(correct), "valid_share": Ratio.mean(valid)})
+    answered = np.array([valid(p) for p in predictions], dtype=float)
+    return Scores(ids, {"accuracy": Ratio.mean(correct), "valid_share": Ratio.mean(answered)})
+
+
+def explain_vsr(predictions: list[str], targets: list[str]) -> Iterator[dict[str, Any]]:
+    explained = explain_exact_match(lower=True)(predictions, targets)
+    for prediction, item in zip(predictions, explained):
+        yield item if valid(prediction) else \
+            {**item, "why": [*item["why"], "neither true nor false: counts against valid_share"]}
 
 
 def vsr_task(split: str) -> Task:
     return Task(name=f"vsr_{split}_test", source=DatasetSource(f"cambridgeltl/vsr_{split}", "test"),
-                prompt=PROMPT, target=vsr_target, scorer=score_vsr,
+                prompt=PROMPT, target=vsr_target, scorer=score_vsr, explain=explain_vsr,
                 columns=("caption", "label"), id_column=None, max_new_tokens=18,
                 metric="accuracy", resize="bilinear-antialias",
                 rule="True / False, lower-cased exact match; card's prompt unpublished (ours: "

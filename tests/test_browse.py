@@ -79,6 +79,11 @@ def test_the_report_links_each_row_to_its_browser_page(runs, tmp_path):
     assert f'href="./{Path(os.path.relpath(run, tmp_path)).as_posix()}/browser/index.html' \
         f'#task=vqav2_val"' in elsewhere
     assert "index.html#task" not in render([run])      # no output path: no link is guessed
+    # the Markdown report: the same relative link in each cell, as a Markdown link
+    markdown = render([run], fmt="md", output=run.parent / "report.md")
+    assert "· [examples](./good/browser/index.html#task=vqav2_val) |" in markdown
+    assert "(./good/browser/index.html#task=refcoco_val_detect)" in markdown
+    assert "index.html#task" not in render([run], fmt="md")
 
 
 def hostile_copy(runs: dict, directory: Path, data_dir: Path) -> tuple[Path, Path]:

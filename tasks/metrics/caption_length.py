@@ -11,6 +11,8 @@ not end one, and "A dog. It runs" has two. Characters are the caption's characte
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
 
@@ -30,3 +32,15 @@ def count_sentences(text: str) -> int:
 
 def count_characters(text: str) -> int:
     return len(text.strip())
+
+
+def explain_lengths(predictions: list[str], references: list[str]) -> Iterator[dict[str, Any]]:
+    """Task.explain: this caption's counts beside its reference's (the task reports means)."""
+    for prediction, reference in zip(predictions, references):
+        yield {"references": [reference],
+               "why": [f"{count_characters(prediction)} characters and "
+                       f"{count_sentences(prediction)} sentences (the reference: "
+                       f"{count_characters(reference)} and {count_sentences(reference)}); "
+                       f"avg_chars and avg_sentences are the means over captions",
+                       "a sentence ends at . ! ? before whitespace or the end (our splitter: "
+                       "the paper's is unpublished)"]}

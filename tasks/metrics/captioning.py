@@ -12,10 +12,13 @@ is reported as a point value.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from paligemma_eval.harness.scores import Ratio, Scores, Statistic
+from paligemma_eval.tasks.metrics import Explain
 
 # The PTB tokenizer reads one caption per line: a newline or control character inside a caption
 # would shift every caption after it, and so would the separators Java's tokenizer (and Python's
@@ -118,3 +121,21 @@ def cider_per_group(predictions: list[str], references: list[list[str]], ids: li
                                           {ids[k]: res[ids[k]] for k in members})
         values[members] = scores
     return values
+
+
+def explain_cider(references: Callable[[Any], list[str]] = lambda t: t["references"],
+                  frequencies: str = "the whole reference set") -> Explain:
+    """Task.explain for CIDEr-scored captions: the references, and what the per-example score
+    is. Not recomputed here (the PTB tokenizer is a Java process): the score shown is the
+    scorer's; `frequencies` says whose references give the n-gram document frequencies."""
+    def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
+        for target in targets:
+            found = references(target)
+            yield {"references": found,
+                   "why": [f"the score is this caption's CIDEr-D against its {len(found)} "
+                           f"reference{'s' if len(found) != 1 else ''} (both PTB-tokenised), "
+                           f"with n-gram document frequencies from {frequencies}; the task's "
+                           f"CIDEr is the mean over examples",
+                           "BLEU-4 (and METEOR, where scored) are corpus-level: no per-example "
+                           "share"]}
+    return explain

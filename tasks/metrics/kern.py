@@ -15,7 +15,8 @@ reference: outer newlines and spaces stripped, bar numbers after `=` removed, `Â
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
@@ -41,16 +42,37 @@ def lines(kern: str) -> list[str]:
     return kern.split("\n")
 
 
+SPLITS = {"cer": characters, "ser": symbols, "ler": lines}
+UNITS = {"cer": "characters", "ser": "symbols", "ler": "lines"}
+
+
+def distance_and_length(prediction: str, reference: str, split) -> tuple[int, int]:
+    """One example's share of a rate: its edit distance and its reference's length."""
+    hypothesis, truth = split(clean(prediction)), split(clean(reference))
+    return Levenshtein.distance(hypothesis, truth), len(truth)
+
+
 def error_ratio(predictions: Sequence[str], references: Sequence[str], split) -> Ratio:
-    distances, lengths = [], []
-    for prediction, reference in zip(predictions, references):
-        hypothesis, truth = split(clean(prediction)), split(clean(reference))
-        distances.append(Levenshtein.distance(hypothesis, truth))
-        lengths.append(len(truth))
-    return Ratio(np.array(distances, dtype=float), np.array(lengths, dtype=float))
+    pairs = [distance_and_length(p, r, split) for p, r in zip(predictions, references)]
+    return Ratio(np.array([d for d, _ in pairs], dtype=float),
+                 np.array([n for _, n in pairs], dtype=float))
 
 
 def kern_ratios(predictions: Sequence[str], references: Sequence[str]) -> dict[str, Ratio]:
-    return {"cer": error_ratio(predictions, references, characters),
-            "ser": error_ratio(predictions, references, symbols),
-            "ler": error_ratio(predictions, references, lines)}
+    return {name: error_ratio(predictions, references, split) for name, split in SPLITS.items()}
+
+
+def explain_kern(predictions: list[str], references: list[str]) -> Iterator[dict[str, Any]]:
+    """Task.explain: each rate's edit distance over the reference's length for this example,
+    and that the task's rates are corpus-level (longer references weigh more)."""
+    for prediction, reference in zip(predictions, references):
+        parts = []
+        for name, split in SPLITS.items():
+            distance, length = distance_and_length(prediction, reference, split)
+            parts.append(f"{name.upper()} {distance} edits / {length} {UNITS[name]}" +
+                         (f" = {distance / length:.4g}" if length else ""))
+        yield {"references": [reference],
+               "why": ["after SMT's clean-up (bar numbers, Â·, outer spaces removed): " +
+                       "; ".join(parts),
+                       "the task's rates are corpus-level: summed edits over summed reference "
+                       "lengths, so this example weighs by its reference's length"]}

@@ -12,11 +12,13 @@ examples with those weights held fixed (an interval for the average, not for eac
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from paligemma_eval.harness.scores import Ratio
+from paligemma_eval.tasks.metrics import Explain
 
 
 def group_average(values: Sequence[float], groups: Sequence[str],
@@ -38,3 +40,12 @@ def per_group(name: str, values: Sequence[float], groups: Sequence[str],
     for label, include in averages.items():
         ratios[f"{name}/{label}"] = group_average(values, groups, include)
     return ratios
+
+
+def explain_in_groups(explain: Explain, note: Callable[[Any], str]) -> Explain:
+    """Task.explain `explain` with one more line per example: `note(target)`, which group the
+    example counts in and how the average weighs it."""
+    def grouped(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
+        for item, target in zip(explain(predictions, targets), targets):
+            yield {**item, "why": [*item["why"], note(target)]}
+    return grouped

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from paligemma_eval.tasks.metrics.exact_match import explain_exact_match
+
 PROMPT = "answer en  {question} choose from: {options}"
 SEPARATOR = " \t "
 
@@ -33,3 +35,7 @@ def correct_option(options: Sequence[str], index: Any) -> str:
     if not 0 <= position < len(options):
         raise IndexError(f"answer index {position} outside the {len(options)} options")
     return str(options[position])
+
+
+# Task.explain: the target is the correct option's text alone (the options are in the prompt)
+explain_choice = explain_exact_match(what="the correct option's text")

@@ -10,6 +10,9 @@ notes say why.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 
 def full_match(prediction: str, reference: str) -> float:
     return float(prediction == reference)
@@ -31,3 +34,23 @@ def canonical(smiles: str) -> str | None:
     RDLogger.DisableLog("rdApp.*")  # a bad prediction is counted, not printed
     molecule = Chem.MolFromSmiles(smiles) if smiles else None
     return Chem.MolToSmiles(molecule) if molecule is not None else None
+
+
+def explain_smiles(predictions: list[str], references: list[str]) -> Iterator[dict[str, Any]]:
+    """Task.explain: the string match, and the canonical forms compared when RDKit is here."""
+    missing = rdkit_missing()
+    for prediction, reference in zip(predictions, references):
+        score = full_match(prediction, reference)
+        why = [f"full_match: the prediction {'equals' if score else 'differs from'} the "
+               f"reference SMILES string: scores {score:g}"]
+        if missing:
+            why.append(f"canonical_match not computed: {missing}")
+        else:
+            predicted, wanted = canonical(prediction), canonical(reference)
+            why.append("canonical_match: RDKit cannot parse the reference (left out)"
+                       if wanted is None else
+                       "canonical_match 0: RDKit cannot parse the prediction"
+                       if predicted is None else
+                       f"canonical_match {float(predicted == wanted):g}: RDKit canonical "
+                       f"{predicted!r} vs {wanted!r}")
+        yield {"references": [reference], "why": why}

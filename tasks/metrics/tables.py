@@ -32,8 +32,9 @@ import html as html_lib
 import multiprocessing
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 _TABLE = re.compile(r"<table\b.*?</table>", re.DOTALL | re.IGNORECASE)
 _COORDS = re.compile(r"""\s+coords\s*=\s*("[^"]*"|'[^']*')""", re.IGNORECASE)
@@ -65,20 +66,30 @@ def _document(table: str) -> str:
     return f"<html><body>{table}</body></html>"
 
 
-def teds(prediction: str, reference: str, structure_only: bool = False) -> float:
-    """IBM's `TEDS.evaluate`, on table-recognition-metric's tree and edit costs."""
-    from apted import APTED
+def _elements(prediction: str, reference: str) -> tuple[Any, Any, int] | None:
+    """Both tables as IBM's code reads them (`body/table`) and its node count, the larger
+    tree's elements under <table>; None when either has no table there (TEDS 0)."""
     from lxml import html
-    from table_recognition_metric import TEDS
-    from table_recognition_metric.utils import CustomConfig
 
     parser = html.HTMLParser(remove_comments=True, encoding="utf-8")
     tables = [html.fromstring(_document(t), parser=parser).xpath("body/table")
               for t in (prediction, reference)]
     if not all(tables):
-        return 0.0
+        return None
     predicted, truth = (found[0] for found in tables)
-    nodes = max(len(predicted.xpath(".//*")), len(truth.xpath(".//*")))
+    return predicted, truth, max(len(predicted.xpath(".//*")), len(truth.xpath(".//*")))
+
+
+def teds(prediction: str, reference: str, structure_only: bool = False) -> float:
+    """IBM's `TEDS.evaluate`, on table-recognition-metric's tree and edit costs."""
+    from apted import APTED
+    from table_recognition_metric import TEDS
+    from table_recognition_metric.utils import CustomConfig
+
+    found = _elements(prediction, reference)
+    if found is None:
+        return 0.0
+    predicted, truth, nodes = found
     if nodes == 0:   # two empty tables (IBM's code would divide by zero)
         return 1.0
     trees = TEDS(structure_only=structure_only)
@@ -120,3 +131,28 @@ def score_tables(predictions: Sequence[str | None], references: Sequence[str]) -
     with ProcessPoolExecutor(max_workers=workers,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(table_scores, predictions, references, chunksize=4))
+
+
+def _cells(table: Any) -> int:
+    return len(table.xpath(".//td | .//th"))
+
+
+def explain_tables(predictions: list[str], references: list[str]) -> Iterator[dict[str, Any]]:
+    """Task.explain: whether a table was parsed and, when it was, the node count TEDS divides
+    by (the tree edit distance itself is the slow part: the score shown is the scorer's)."""
+    for prediction, reference in zip(predictions, references):
+        table = parse_table(prediction)
+        found = _elements(table, reference) if table is not None else None
+        if table is None:
+            why = ["no closed <table>...</table> in the output (cut at the decode length, or "
+                   "not HTML): 0 on every metric, counted in unparsable_share"]
+        elif found is None:
+            why = ["the table is not at body/table once parsed as HTML: TEDS and S-TEDS 0"]
+        else:
+            predicted, truth, nodes = found
+            why = [f"table parsed (cell boxes removed): {_cells(predicted)} cells, the "
+                   f"reference {_cells(truth)}",
+                   f"TEDS = 1 - tree edit distance / {nodes} nodes (the larger table's "
+                   f"elements); S-TEDS ignores cell text; GriTS-Top / Con compare the cell "
+                   f"grids; each metric is a mean over tables"]
+        yield {"references": [reference], "why": why}

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import Any
+
+from paligemma_eval.tasks.metrics import Explain
 
 _CONTRACTIONS = {
     "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've",
@@ -109,3 +113,29 @@ def vqa_accuracy(prediction: str, answers: list[str]) -> float:
     # Leave-one-out: dropping an answer equal to the prediction removes one match.
     total = sum(min(1.0, (matches - (a == prediction)) / 3) for a in answers)
     return total / len(answers)
+
+
+def explain_official(predictions: list[str], targets: list[dict]) -> Iterator[dict[str, Any]]:
+    """Task.explain for the official rule: the match count after its normalisation."""
+    for prediction, t in zip(predictions, targets):
+        seen, answers, normalised = compared(prediction, t["answers"])
+        matches = answers.count(seen)
+        how = f"after normalisation the prediction reads {seen!r}" if normalised else \
+            "compared as written (the answers agree: no normalisation)"
+        yield {"references": t["answers"],
+               "why": [f"{matches} of {len(answers)} human answers match; {how}",
+                       f"score: mean over the leave-one-out subsets of min(1, matches / 3): "
+                       f"scores {vqa_accuracy(prediction, t['answers']):.4g}"]}
+
+
+def explain_simple(answers: Callable[[Any], list[str]] = lambda t: t["answers"]) -> Explain:
+    """Task.explain for big_vision's simple rule; `answers` reads the target's answers."""
+    def explain(predictions: list[str], targets: list[Any]) -> Iterator[dict[str, Any]]:
+        for prediction, target in zip(predictions, targets):
+            found = answers(target)
+            matches = sum(a == prediction for a in found)
+            yield {"references": found,
+                   "why": [f"{matches} of {len(found)} answers equal the prediction exactly "
+                           f"(no normalisation); score min(1, {matches} / 3): scores "
+                           f"{simple_vqa_accuracy(prediction, found):.4g}"]}
+    return explain
