@@ -171,9 +171,37 @@ MODEL_DECODING = ("decode_config", "final_logit_softcapping", "attn_logit_softca
                   "sliding_window", "text_attention", "vision_attention")
 
 
+def backend(run: Run) -> str:
+    """The backend that made a run (results older than the field: transformers, the only one)."""
+    return (run.model or {}).get("backend", "transformers")
+
+
+def backend_notes(baseline: Run, candidate: Run,
+                  names: tuple[str, str] = ("baseline", "candidate")) -> list[str]:
+    """One line per run made with a backend whose answers differ from PaliGemma's (vLLM), with
+    the agreement with the transformers backend that its results cite (harness/vllm_backend)."""
+    notes = []
+    for role, run in zip(names, (baseline, candidate)):
+        if run.path == Path("published") or backend(run) == "transformers":
+            continue
+        cited = {task: ((result.get("throughput") or {}).get("generation") or {}).get(
+            "agreement_with_transformers") for task, result in run.tasks.items()}
+        figures = ", ".join(f"{task} {entry['task']:.0%}" for task, entry in cited.items()
+                            if entry and entry.get("task") is not None)
+        notes.append(f"{role} made with the {backend(run)} backend, whose answers differ from "
+                     f"PaliGemma's: " + (f"agreement with the transformers backend, measured on "
+                                         f"the tiny models: {figures}" if figures else
+                                         "its agreement with the transformers backend on these "
+                                         "tasks was never measured"))
+    return notes
+
+
 def _check_comparable(baseline: Run, candidate: Run, tasks: list[str]) -> list[str]:
     problems = []
     if baseline.path != Path("published"):
+        if backend(baseline) != backend(candidate):
+            problems.append(f"model backend differs ({backend(baseline)!r} vs "
+                            f"{backend(candidate)!r})")
         for name in MODEL_DECODING:
             a, b = ((run.model or {}).get(name) for run in (baseline, candidate))
             if a != b:
@@ -379,11 +407,14 @@ def markdown_cell(text: Any) -> str:
     return html.escape(printable(text)).replace("|", "&#124;")
 
 
-def junit_xml(checks: list[Check], error: str | None = None, limit: int = 5) -> str:
+def junit_xml(checks: list[Check], error: str | None = None, limit: int = 5,
+              notes: list[str] = ()) -> str:
     suite = ElementTree.Element("testsuite", name="paligemma-eval gate",
                                 tests=str(len(checks) or 1 if error else len(checks)),
                                 failures=str(sum(c.regressed for c in checks)),
                                 errors="1" if error else "0")
+    if notes:   # what the verdict rests on, beside every test case
+        ElementTree.SubElement(suite, "system-out").text = "\n".join(map(printable, notes))
     if error:  # the gate could not judge: one error test case, never an empty pass
         case = ElementTree.SubElement(suite, "testcase", classname="gate", name="inputs")
         ElementTree.SubElement(case, "error", message=printable(error)).text = printable(error)
@@ -418,11 +449,12 @@ HEADER = ["task", "metric", "baseline x100", "candidate x100", "difference", "95
 
 
 def markdown(checks: list[Check], baseline: str, candidate: str, error: str | None = None,
-             limit: int = 5) -> str:
+             limit: int = 5, notes: list[str] = ()) -> str:
     lines = ["## paligemma-eval gate", "",
              f"Baseline `{markdown_cell(baseline)}`, candidate `{markdown_cell(candidate)}`. "
              "Values x100, the report's and the cards' scale (results.json and the policy hold "
              "fractions: max_drop 0.01 is 1.00 here).", ""]
+    lines += [f"**Note:** {markdown_cell(note)}" for note in notes] + ([""] if notes else [])
     if error:
         return "\n".join(lines + [f"**Gate error (exit 2): the runs could not be judged.** "
                                    f"{markdown_cell(error)}"]) + "\n"
@@ -465,12 +497,13 @@ def text_table(checks: list[Check]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
-def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None) -> None:
+def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None,
+                   notes: list[str] = ()) -> None:
     if args.junit:
-        args.junit.write_text(junit_xml(checks, error, args.flips))
+        args.junit.write_text(junit_xml(checks, error, args.flips, notes))
     if args.summary:
         args.summary.write_text(markdown(checks, str(args.baseline), str(args.candidate), error,
-                                         args.flips))
+                                         args.flips, notes))
 
 
 def _task_list(value: str | None) -> list[str] | None:
@@ -499,11 +532,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return 2
     for check in checks:
         check.listing = flip_listing(baseline, candidate, check.task, check.metric, args.browser)
+    notes = backend_notes(baseline, candidate)
+    for note in notes:
+        print(f"note: {printable(note)}")
     print(text_table(checks))
     for check in checks:
         if check.listing is not None:
             print(check.listing.text(args.flips))
-    _write_reports(args, checks, None)
+    _write_reports(args, checks, None, notes)
     regressed = [c for c in checks if c.regressed]
     for check in regressed:
         print(f"REGRESSED {check.describe()}", file=sys.stderr)
@@ -522,6 +558,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"warning: {printable(task)} is only in run {where}; not compared", file=sys.stderr)
     for problem in _check_comparable(a, b, [t for t in a.tasks if t in b.tasks]):
         print(f"warning: {printable(problem)}", file=sys.stderr)
+    for note in backend_notes(a, b, names=("run A", "run B")):
+        print(f"note: {printable(note)}", file=sys.stderr)
     print(f"{'task/metric':<40} {'A':>9} {'B':>9} {'B - A':>9}  95% CI (paired)      sig")
     for task in a.tasks:
         if task not in b.tasks:

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from paligemma_eval.harness.gate import gate, load_run
+from paligemma_eval.harness.gate import gate, load_run, markdown_cell
 from paligemma_eval.harness.results import read_unit_scores, write_unit_scores
 from paligemma_eval.harness.scores import Ratio, Scores
 from tests.conftest import cli
@@ -279,3 +279,31 @@ def test_runs_decoded_differently_do_not_gate_silently(tmp_path):
         "model decode_config differs ('big_vision' vs 'checkpoint')",
         "model final_logit_softcapping differs (None vs 30.0)"]
     assert _check_comparable(a, Run(tmp_path / "c", dict(model), {}), []) == []
+
+
+def test_a_run_from_the_vllm_backend_is_named_and_never_gated_silently(runs, tmp_path):
+    """vLLM's answers differ from PaliGemma's by design: the gate refuses to compare the two
+    backends unless told to, and then says so, with the agreement the vLLM results cite."""
+    vllm = tmp_path / "vllm"
+    shutil.copytree(runs["good"], vllm)
+    results = json.loads((vllm / "results.json").read_text())
+    results["model"]["backend"] = "vllm"
+    for task, result in results["tasks"].items():
+        result["throughput"]["generation"] = {
+            "path": "vllm", "differs_from_paligemma": "attention",
+            "agreement_with_transformers": {"task": 0.75 if task == "vqav2_val" else None,
+                                            "all_tasks": 0.55, "measured_on": "tiny"}}
+    (vllm / "results.json").write_text(json.dumps(results))
+
+    refused, junit = gate_cli(tmp_path, vllm, runs["good"])
+    assert refused.returncode == 2
+    assert "model backend differs ('transformers' vs 'vllm')" in refused.stderr
+    done, junit = gate_cli(tmp_path, vllm, runs["good"], "--allow-mismatch")
+    assert done.returncode == 0, done.stdout + done.stderr   # same answers here: the same run
+    note = ("candidate made with the vllm backend, whose answers differ from PaliGemma's: "
+            "agreement with the transformers backend, measured on the tiny models: vqav2_val 75%")
+    assert f"note: {note}" in done.stdout
+    assert markdown_cell(note) in (tmp_path / "s.md").read_text()
+    assert note in ElementTree.parse(junit).getroot().find("system-out").text
+    same, _ = gate_cli(tmp_path, vllm, vllm)   # vLLM against vLLM: comparable, still named
+    assert same.returncode == 0 and "baseline made with the vllm backend" in same.stdout
