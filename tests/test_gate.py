@@ -307,3 +307,7 @@ def test_a_run_from_the_vllm_backend_is_named_and_never_gated_silently(runs, tmp
     assert note in ElementTree.parse(junit).getroot().find("system-out").text
     same, _ = gate_cli(tmp_path, vllm, vllm)   # vLLM against vLLM: comparable, still named
     assert same.returncode == 0 and "baseline made with the vllm backend" in same.stdout
+    compared = subprocess.run(cli("compare", str(runs["good"]), str(vllm)), capture_output=True,
+                              text=True)
+    assert "warning: model backend differs ('transformers' vs 'vllm')" in compared.stderr
+    assert "note: run B made with the vllm backend" in compared.stderr
