@@ -24,9 +24,11 @@ DECODE_CONFIG = "checkpoint"
 
 
 def task_names() -> list[str]:
-    """One task per family of the demo; PALIGEMMA_EVAL_VLLM_TASKS=all: every built-in task."""
+    """One task per family of the demo; PALIGEMMA_EVAL_VLLM_TASKS=all: every built-in task that
+    the vLLM backend runs (it refuses those that cut prompts to max_prompt_tokens)."""
     if os.environ.get("PALIGEMMA_EVAL_VLLM_TASKS") == "all":
-        return [name for name in registry.all_tasks() if not name.startswith("example")]
+        return [name for name, task in registry.all_tasks().items()
+                if not name.startswith("example") and task.max_prompt_tokens is None]
     return list(FAMILY_TASKS)
 
 
