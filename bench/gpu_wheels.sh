@@ -6,7 +6,8 @@
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; \
 #   PYTHONUNBUFFERED=1 python3 bench/gpu_throughput.py --budget 420 --json $OUT/gpu.json
-# It checks the imports it needs first (bench/gpu_throughput.py prints the versions it runs on).
+# bench/gpu_throughput.py prints the versions it runs on. PYTHON_VERSION=3.11 fetches wheels for
+# a local stand-in of that machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -22,7 +23,7 @@ print(" ".join(f"{name}=={md.version(name)}" for name in sys.argv[1:]))
 PY
 )
 # shellcheck disable=SC2086
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
     -d .whl $pins
