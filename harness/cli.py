@@ -185,6 +185,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.finetuned_for = finetuned_for(args.finetuned_for)
     if args.generation == "fast" and args.backend == "vllm":
         raise UsageError("--generation fast is a path of the transformers backend, not vLLM's")
+    if args.backend == "vllm":
+        from paligemma_eval.harness.vllm_backend import refusal
+
+        refused = [f"{task.name} {why}" for task in tasks if (why := refusal(task))]
+        if refused:
+            raise UsageError(f"--backend vllm cannot run {'; '.join(refused)}: use the "
+                             f"transformers backend for these")
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight(tasks)

@@ -49,6 +49,18 @@ def agreement_record(task: str) -> dict[str, Any]:
     return record
 
 
+def refusal(task: Any) -> str | None:
+    """Why the vLLM backend cannot run `task` as big_vision did, or None. Checked for every
+    task before anything runs (`run --backend vllm`), and again per batch in `prepare`."""
+    if task.max_prompt_tokens is not None:
+        return (f"cuts prompts to {task.max_prompt_tokens} tokens as big_vision does "
+                f"(max_prompt_tokens), which vLLM cannot: its processor appends the newline")
+    if task.extra_image_columns or task.frames is not None:
+        return ("gives several images per example (an image pair or video frames); vLLM's "
+                "PaliGemma takes one per prompt")
+    return None
+
+
 def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[dict[str, Any]]:
     return [{"prompt": prompt, "multi_modal_data": {"image": shown[0] if len(shown) == 1
                                                     else list(shown)}}
@@ -90,7 +102,7 @@ class VllmModel:
         config = AutoConfig.from_pretrained(spec, revision=revision)
         self.tokenizer = AutoTokenizer.from_pretrained(spec, revision=revision)
         self.llm = LLM(model=spec, revision=revision, dtype=dtype,
-                       limit_mm_per_prompt={"image": 16}, **engine)  # pairs and frames
+                       limit_mm_per_prompt={"image": 1}, **engine)  # its PaliGemma's limit
         n_parameters = 0  # vLLM does not expose the module; size comes from the config's width
         self.info = ModelInfo(id=spec, revision=revision, dtype=dtype,
                               fingerprint=f"vllm:{spec}@{revision or 'main'}",
@@ -110,6 +122,9 @@ class VllmModel:
         if max_prompt_tokens is not None:
             raise ModelError("--backend vllm cannot cut prompts to a task's text length as "
                              "big_vision does (max_prompt_tokens); use the transformers backend")
+        if any(len(shown) > 1 for shown in images):
+            raise ModelError("--backend vllm: vLLM's PaliGemma takes one image per prompt; use "
+                             "the transformers backend for image pairs and video frames")
         return build_requests(images, prompts)
 
     def generate_prepared(self, requests: list[dict[str, Any]], max_new_tokens: int,

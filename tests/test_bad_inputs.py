@@ -44,6 +44,13 @@ CASES = {
     "vllm decoding as big_vision": (lambda t, d: ["--backend", "vllm", "--decode-config",
                                                   "big_vision", "--tasks", "mmvp", "--data-dir",
                                                   str(d)], "--decode-config checkpoint"),
+    # refused before any model loads or task runs, every refused task named
+    "vllm on image pairs and cut prompts": (
+        lambda t, d: ["--backend", "vllm", "--decode-config", "checkpoint", "--tasks",
+                      "mmvp,nlvr2_test,chartqa_test", "--data-dir", str(d)],
+        "--backend vllm cannot run nlvr2_test gives several images per example (an image pair "
+        "or video frames); vLLM's PaliGemma takes one per prompt; chartqa_test cuts prompts to "
+        "48 tokens"),
 }
 
 

@@ -15,6 +15,7 @@ from paligemma_eval.harness import registry
 from paligemma_eval.harness.demo import FAMILY_TASKS
 from paligemma_eval.harness.demo.fixtures import DATA_DIR
 from paligemma_eval.harness.runner import RunOptions, generate, load_predictions, prepare
+from paligemma_eval.harness.vllm_backend import refusal
 
 MODELS = ("tiny-paligemma", "tiny-paligemma2")
 LIMIT = 8
@@ -25,10 +26,10 @@ DECODE_CONFIG = "checkpoint"
 
 def task_names() -> list[str]:
     """One task per family of the demo; PALIGEMMA_EVAL_VLLM_TASKS=all: every built-in task that
-    the vLLM backend runs (it refuses those that cut prompts to max_prompt_tokens)."""
+    the vLLM backend runs (vllm_backend.refusal says which it refuses, and why)."""
     if os.environ.get("PALIGEMMA_EVAL_VLLM_TASKS") == "all":
         return [name for name, task in registry.all_tasks().items()
-                if not name.startswith("example") and task.max_prompt_tokens is None]
+                if not name.startswith("example") and refusal(task) is None]
     return list(FAMILY_TASKS)
 
 
