@@ -62,9 +62,9 @@ def refusal(task: Any) -> str | None:
 
 
 def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[dict[str, Any]]:
-    return [{"prompt": prompt, "multi_modal_data": {"image": shown[0] if len(shown) == 1
-                                                    else list(shown)}}
-            for shown, prompt in zip(images, prompts)]
+    """One request per example of one image (`prepare` refuses more)."""
+    return [{"prompt": prompt, "multi_modal_data": {"image": shown}}
+            for [shown], prompt in zip(images, prompts)]
 
 
 def map_outputs(outputs: list[Any], decode: Callable[[list[int]], str]) -> list[Completion]:

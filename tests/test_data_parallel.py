@@ -54,11 +54,9 @@ def test_vllm_backend_requests_and_outputs_without_a_gpu(tmp_path, data_dir):
     from paligemma_eval.harness.vllm_backend import build_requests, map_beams, map_outputs
 
     images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 0, 0))]
-    requests = build_requests([[images[0]], [images[1]], images],
-                              ["caption en", "answer en what color?", "answer en same?"])
+    requests = build_requests([[images[0]], [images[1]]], ["caption en", "answer en what color?"])
     assert requests[1] == {"prompt": "answer en what color?", "multi_modal_data": {
         "image": images[1]}}
-    assert requests[2]["multi_modal_data"] == {"image": images}   # a pair: both, in order
     # token ids decoded by the backend's own call (here: joined), never vLLM's text
     fake = [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[7, 1], text="x",
                                                      finish_reason="stop")]),
