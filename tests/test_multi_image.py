@@ -105,6 +105,30 @@ def test_prompt_cut_to_the_task_text_length(tiny_model):
     assert cut["input_ids"][1].tolist()[-len(whole):] == whole   # the other row is untouched
 
 
+def test_prompt_tokens_are_laid_out_as_big_vision_does(tiny_model, monkeypatch):
+    """<image> x N, <bos>, the prompt's ids, then the "\n" ids tokenized on their own (CARD_TASKS
+    0.1); for prompts the tokenizer does not merge with the newline, the processor's inputs."""
+    tokenizer, processor = tiny_model.processor.tokenizer, tiny_model.processor
+    images = [[Image.new("RGB", (30, 40), (220, 30, 30))],
+              [Image.new("RGB", (224, 224)), Image.new("RGB", (64, 64), (0, 0, 200))]]
+    prompts = ["detect blue square", "caption en"]
+    batch = tiny_model.prepare(images, prompts)
+    made = processor(text=["<image>" * len(i) + p for i, p in zip(images, prompts)],
+                     images=images, return_tensors="pt", padding="longest")
+    for key in ("input_ids", "attention_mask", "token_type_ids", "pixel_values"):
+        assert torch.equal(batch[key], made[key]), key
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert tiny_model.prompt_ids("detect blue square", None) == (
+        tokenizer("detect blue square", add_special_tokens=False)["input_ids"] + newline, False)
+    # a tokenizer with a piece across the newline: the processor would feed that piece,
+    # big_vision (and this harness) the prompt's last piece and then the "\n" token
+    merged = tokenizer("square\n", add_special_tokens=False)["input_ids"]
+    monkeypatch.setattr(type(tokenizer), "__call__", lambda self, text, **_: {
+        "input_ids": merged if text == "square\n" else
+        (newline if text == "\n" else [7, 8])})
+    assert tiny_model.prompt_ids("square", None) == ([7, 8] + newline, False)
+
+
 def test_cut_prompts_and_cut_outputs_are_counted(tiny_model, data_dir, tmp_path):
     import dataclasses
 

@@ -63,8 +63,12 @@ def build_processor(seed: int) -> PaliGemmaProcessor:
     corpus = [" ".join(training_pair(world.random_scene(rng), rng)) + "\n" for _ in range(3000)]
     corpus = [re.sub(r"<(loc|seg)\d+>", " ", line) for line in corpus]  # added tokens, not BPE
     tokenizer = GemmaTokenizer()
-    # Split before each word marker so the learnt pieces are words, as in a real Gemma vocabulary.
-    tokenizer._tokenizer.pre_tokenizer = pre_tokenizers.Split("▁", "merged_with_next")
+    # Split before each word marker so the learnt pieces are words, as in a real Gemma vocabulary,
+    # and keep "\n" a piece of its own, as Gemma's does ("?" then "\n" in the HF processor's
+    # example): big_vision tokenizes the prompt and the "\n" apart, so a piece across them
+    # would make the two layouts differ.
+    tokenizer._tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("▁", "merged_with_next"), pre_tokenizers.Split("\n", "isolated")])
     alphabet = list("abcdefghijklmnopqrstuvwxyz0123456789?()▁.,'\n")
     trainer = trainers.BpeTrainer(vocab_size=160, initial_alphabet=alphabet, show_progress=False,
                                   special_tokens=["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"])
@@ -126,14 +130,17 @@ def train(model: PaliGemmaForConditionalGeneration, processor: PaliGemmaProcesso
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1200)
+    # Gemma (PaliGemma 1) needs more steps than Gemma 2 to box the shapes above chance with this
+    # tokenizer (measured: 1200 steps gave RefCOCO box accuracy 0.42, 2000 steps passes)
+    parser.add_argument("--steps", type=int, default=2000, help="tiny-paligemma")
+    parser.add_argument("--steps2", type=int, default=1200, help="tiny-paligemma2")
     parser.add_argument("--degraded-steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     processor = build_processor(args.seed)
     for family, name, steps in [("paligemma", "tiny-paligemma", args.steps),
-                                ("paligemma2", "tiny-paligemma2", args.steps),
+                                ("paligemma2", "tiny-paligemma2", args.steps2),
                                 ("paligemma", "tiny-paligemma-degraded", args.degraded_steps)]:
         torch.manual_seed(args.seed)
         model = PaliGemmaForConditionalGeneration(build_config(family, processor))

