@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -189,15 +190,19 @@ class PaliGemmaModel:
     def device(self) -> torch.device:
         return self.model.device
 
+    @cached_property
+    def separator_ids(self) -> list[int]:
+        """big_vision's `septok`: the "\n" after the prompt, tokenized on its own (once)."""
+        return self.processor.tokenizer("\n", add_special_tokens=False)["input_ids"]
+
     def prompt_ids(self, prompt: str, max_prompt_tokens: int | None) -> tuple[list[int], bool]:
         """big_vision's text input after <bos>: the prompt and the "\n" separator, each
         tokenized on its own (`tok(key='prefix')`, `tok(key='septok', text='\n')`), then
         tolen(text_len) on `<bos> prompt \n`: cut to `max_prompt_tokens` with the bos, so a cut
         loses the "\n" first. And whether it was cut. (The HF processor tokenizes prompt + "\n"
         as one string: the same ids unless the tokenizer merges the newline.)"""
-        tokenizer = self.processor.tokenizer
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] + \
-            tokenizer("\n", add_special_tokens=False)["input_ids"]
+        ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"] + \
+            self.separator_ids
         if max_prompt_tokens is not None and len(ids) + 1 > max_prompt_tokens:
             return ids[:max_prompt_tokens - 1], True
         return ids, False
