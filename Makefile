@@ -62,6 +62,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/cli_start.py
 	$(PY) bench/safety_throughput.py
 	$(PY) bench/video_throughput.py
+	$(PY) bench/preprocess_throughput.py
 	$(PY) bench/npz_load.py        # writes and removes a 6 GB file under $$TMPDIR
 
 fixtures: $(VENV)/.installed

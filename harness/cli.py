@@ -149,6 +149,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="examples per generate call (default: 8)")
     parser.add_argument("--num-beams", type=int,
                         help="override every task's beam count (default: the task's)")
+    parser.add_argument("--preprocess-workers", type=int,
+                        help="threads decoding and resizing each batch's images (default: one "
+                             "per CPU core, at most 8; answers do not depend on it)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="resamples for intervals (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
@@ -165,12 +168,14 @@ def run_options(args: argparse.Namespace, **extra: object):
     _positive("--limit", args.limit)
     _positive("--batch-size", args.batch_size)
     _positive("--num-beams", args.num_beams)
+    _positive("--preprocess-workers", args.preprocess_workers)
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
                       batch_size=args.batch_size, num_beams=args.num_beams,
+                      preprocess_workers=args.preprocess_workers,
                       resamples=args.bootstrap, seed=args.seed,
                       retry_failed=getattr(args, "retry_failed", True), **extra)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 JPEG_SOI = b"\xff\xd8"
 RESIZE_METHODS = ("bilinear", "bilinear-antialias")
@@ -28,7 +28,12 @@ def decode(data: bytes) -> np.ndarray:
     """An (h, w, 3) uint8 array, as tf.io.decode_image(data, channels=3) gives it."""
     if data[:2] == JPEG_SOI:
         return decode_jpeg(data)
-    with Image.open(io.BytesIO(data)) as image:
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:   # PIL's message names a buffer's address: say what it held
+        raise UnidentifiedImageError(
+            f"cannot identify image file ({len(data)} bytes, starting {data[:8]!r})") from None
+    with opened as image:
         return rgb(image)
 
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from paligemma_eval.harness.errors import ModelError
+from paligemma_eval.harness.pixels import PixelTable
 
 EMBEDDED_DIR = Path(__file__).parent / "demo" / "models"
 EMBEDDED = {p.name: p for p in sorted(EMBEDDED_DIR.glob("tiny-*"))}
@@ -195,6 +196,22 @@ class PaliGemmaModel:
         """big_vision's `septok`: the "\n" after the prompt, tokenized on its own (once)."""
         return self.processor.tokenizer("\n", add_special_tokens=False)["input_ids"]
 
+    @cached_property
+    def pixel_table(self) -> PixelTable | None:
+        """The processor's pixel values as a table, for images already at its size (made once)."""
+        size = self.processor.image_processor.size
+        if not size.get("height") or size.get("height") != size.get("width"):
+            return None
+        return PixelTable.of(self.processor.image_processor, size["height"])
+
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """The processor's `pixel_values` for these images: by its table where every image is
+        already at its size (as resized tasks' images are), else by the processor itself."""
+        table = self.pixel_table
+        if table is not None and table.applies(images):
+            return table(images)
+        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
     def prompt_ids(self, prompt: str, max_prompt_tokens: int | None) -> tuple[list[int], bool]:
         """big_vision's text input after <bos>: the prompt and the "\n" separator, each
         tokenized on its own (`tok(key='prefix')`, `tok(key='septok', text='\n')`), then
@@ -213,8 +230,8 @@ class PaliGemmaModel:
         layout: image tokens, <bos>, prompt ids (`prompt_ids`), left-padded, all prefix (attended
         both ways). Each example brings its own list of images (one, a pair, or video frames; a
         bare image is a list of one): each image becomes its own block of image tokens,
-        concatenated, as big_vision encodes frames. The processor's image processor makes the
-        pixels. `prompt_truncated` (an attribute, not a model input) flags the prompts cut to
+        concatenated, as big_vision encodes frames. The pixels are the image processor's
+        (`pixel_values`). `prompt_truncated` (an attribute, not a model input) flags the prompts cut to
         `max_prompt_tokens`."""
         from transformers import BatchFeature
 
@@ -230,11 +247,10 @@ class PaliGemmaModel:
         input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row
                                   for row in rows])
         attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
-        pixels = self.processor.image_processor(
-            images=[image for shown in images for image in shown], return_tensors="pt")
         batch = BatchFeature({"input_ids": input_ids, "token_type_ids": torch.zeros_like(input_ids),
                               "attention_mask": attention_mask,
-                              "pixel_values": pixels["pixel_values"]})
+                              "pixel_values": self.pixel_values(
+                                  [image for shown in images for image in shown])})
         batch.prompt_truncated = cut
         return batch
 

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ class RunOptions:
     rank: int = 0
     world_size: int = 1
     barrier: Callable[[], None] = lambda: None  # waits for every rank's shard (data-parallel)
+    # threads that decode and resize a batch's images (default: one per CPU core, at most 8)
+    preprocess_workers: int | None = None
 
 
 @dataclass
@@ -240,31 +242,24 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
         todo.sort(key=lambda i: position[i])  # a row's questions in one batch: one vision pass
     batches = [todo[s:s + options.batch_size] for s in range(0, len(todo), options.batch_size)]
 
-    def load_batch(batch_ids: list[str]) -> tuple[list[str], Any, dict[str, str]]:
-        images, good, bad = [], [], {}
-        for example_id in batch_ids:
-            try:
-                images.append(example_images(prepared, example_id, model.info.resolution))
-                good.append(example_id)
-            except Exception as error:  # any undecodable image fails that example only
-                bad[example_id] = f"image: {type(error).__name__}: {error}"
-        inputs = model.prepare(images, [prepared.prompts[i] for i in good],
-                               task.max_prompt_tokens) if good else None
-        return good, inputs, bad
-
     started, generated = time.perf_counter(), 0
     # On an accelerator, decode and preprocess the next batch on the CPU while the device
     # generates this one. On a CPU-only run the two would compete for the same cores (measured
     # slower, bench/runner_overhead.py), so batches are prepared in turn.
     overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
-    with ThreadPoolExecutor(max_workers=1) as pool, \
+    # JPEG decoding and resizing release the GIL: threads decode a batch's images side by side
+    # (as fast as processes, bench/preprocess_throughput.py, and nothing to pickle).
+    workers = options.preprocess_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(workers) as loader, \
             tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False,
                  **progress_options()) as bar:
-        pending = pool.submit(load_batch, batches[0]) if overlap and batches else None
+        pending = pool.submit(load_batch, model, prepared, batches[0], loader) \
+            if overlap and batches else None
         for index, batch_ids in enumerate(batches):
-            good, inputs, bad = pending.result() if overlap else load_batch(batch_ids)
+            good, inputs, bad = pending.result() if overlap else \
+                load_batch(model, prepared, batch_ids, loader)
             if overlap and index + 1 < len(batches):
-                pending = pool.submit(load_batch, batches[index + 1])
+                pending = pool.submit(load_batch, model, prepared, batches[index + 1], loader)
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
             records = [{"key": key, "id": i, "input": fingerprints[i], "prompt": prepared.prompts[i],
@@ -278,8 +273,32 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     path = model.generation_path(settings["num_beams"], task.name) \
         if hasattr(model, "generation_path") else {"path": model.info.backend}
     return {"key": key, "generated": generated, "seconds": round(seconds, 3), "generation": path,
+            "preprocess_workers": workers,
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
+
+
+def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],
+               loader: Executor) -> tuple[list[str], Any, dict[str, str]]:
+    """One batch's model inputs: each example's images decoded and resized on `loader`'s threads,
+    then `model.prepare`. Returns the ids it holds, the inputs, and the examples whose images could
+    not be read, with the reason (they fail alone)."""
+    def shown_or_error(example_id: str) -> list[Any] | Exception:
+        try:
+            return example_images(prepared, example_id, model.info.resolution)
+        except Exception as error:  # any undecodable image fails that example only
+            return error
+
+    images, good, bad = [], [], {}
+    for example_id, shown in zip(batch_ids, loader.map(shown_or_error, batch_ids)):
+        if isinstance(shown, Exception):
+            bad[example_id] = f"image: {type(shown).__name__}: {shown}"
+        else:
+            images.append(shown)
+            good.append(example_id)
+    inputs = model.prepare(images, [prepared.prompts[i] for i in good],
+                           prepared.task.max_prompt_tokens) if good else None
+    return good, inputs, bad
 
 
 def example_images(prepared: Prepared, example_id: str, resolution: int) -> list[Any]:

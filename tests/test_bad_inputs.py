@@ -38,6 +38,8 @@ CASES = {
                                         str(d)], "--device cuda:0"),
     "empty task list": (lambda t, d: ["--tasks", ","], "--tasks ','"),
     "negative bootstrap": (lambda t, d: ["--tasks", "mmvp", "--bootstrap", "-5"], "--bootstrap"),
+    "no preprocessing threads": (lambda t, d: ["--tasks", "mmvp", "--preprocess-workers", "0"],
+                                 "--preprocess-workers must be a positive integer, got 0"),
     "empty parquet": (bad_data("empty parquet"), "empty file"),
     "empty jsonl": (bad_data("empty jsonl"), "empty file"),
     "malformed jsonl": (bad_data("malformed jsonl"), "not a readable json file (JSON parse"),
