@@ -32,7 +32,8 @@ from paligemma_eval.harness import data, registry  # noqa: E402
 from paligemma_eval.harness.demo import FAMILY_TASKS  # noqa: E402
 from paligemma_eval.harness.demo.fixtures import DATA_DIR  # noqa: E402
 from paligemma_eval.harness.loading import load_model  # noqa: E402
-from paligemma_eval.harness.models import EMBEDDED, ModelInfo, PaliGemmaModel  # noqa: E402
+from paligemma_eval.harness.models import (EMBEDDED, ModelInfo, PaliGemmaModel,  # noqa: E402
+                                          load_processor)
 from paligemma_eval.harness.runner import RunOptions, generate, load_predictions, prepare  # noqa
 
 MODELS = ("tiny-paligemma", "tiny-paligemma2")
@@ -67,7 +68,7 @@ def agreement(limit: int, names: list[str]) -> None:
 def larger_model() -> PaliGemmaModel:
     """A random-weight PaliGemma 2 (Gemma 2 text with sliding window and soft-caps) ~35M
     parameters, with the tiny model's tokenizer and processor."""
-    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+    from transformers import AutoConfig, PaliGemmaForConditionalGeneration
 
     config = AutoConfig.from_pretrained(EMBEDDED["tiny-paligemma2"])
     text, vision = config.text_config, config.vision_config
@@ -81,7 +82,7 @@ def larger_model() -> PaliGemmaModel:
     torch.manual_seed(0)
     model = PaliGemmaForConditionalGeneration._from_config(config, dtype=torch.float32).eval()
     model.generation_config.eos_token_id = None   # decode every token
-    processor = AutoProcessor.from_pretrained(EMBEDDED["tiny-paligemma2"])
+    processor = load_processor(EMBEDDED["tiny-paligemma2"])
     n = sum(p.numel() for p in model.parameters())
     info = ModelInfo(id="random-35M", revision=None, fingerprint="random", family="paligemma2",
                      size=f"{n / 1e6:.0f}M", resolution=224, dtype="float32", kind="pt")

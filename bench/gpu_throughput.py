@@ -52,7 +52,8 @@ from tests.npz_writer import published_shapes  # noqa: E402
 from bare_loop import bare_loop  # noqa: E402
 from paligemma_eval.harness import registry  # noqa: E402
 from paligemma_eval.harness.demo import fixtures  # noqa: E402
-from paligemma_eval.harness.models import EMBEDDED, ModelInfo, PaliGemmaModel  # noqa: E402
+from paligemma_eval.harness.models import (EMBEDDED, ModelInfo, PaliGemmaModel,  # noqa: E402
+                                          load_processor)
 from paligemma_eval.harness.npz import infer_variant, published_config  # noqa: E402
 from paligemma_eval.harness.runner import (RunOptions, load_predictions, prepare,  # noqa: E402
                                            run_task)
@@ -82,9 +83,9 @@ def report(key: str, value: Any, line: str) -> None:
 
 def build(resolution: int, tiny: bool, device: str, attention: str | None = None) -> PaliGemmaModel:
     """Random-weight model of the published config (or the tiny one) and a processor for it."""
-    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+    from transformers import AutoConfig, PaliGemmaForConditionalGeneration
 
-    processor = AutoProcessor.from_pretrained(EMBEDDED["tiny-paligemma2"])
+    processor = load_processor(EMBEDDED["tiny-paligemma2"])
     if tiny:
         config = AutoConfig.from_pretrained(EMBEDDED["tiny-paligemma2"])
         config.vision_config.image_size = resolution

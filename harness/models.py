@@ -309,6 +309,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def load_processor(name: str, revision: str | None = None) -> Any:
+    """A checkpoint's tokenizer and image processor. The image processor is always the PIL one:
+    where torchvision is installed transformers picks its own, whose pixel values differ (by an
+    ulp for an image already at its size, a level where it resizes), so numbers would depend on
+    what else is installed."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(name, revision=revision, backend="pil")
+
+
 def _is_transformers_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
@@ -316,7 +326,7 @@ def _is_transformers_dir(path: Path) -> bool:
 def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | None,
                        revision: str | None, kind: str | None, max_memory: dict | None = None,
                        decode_config: str = "big_vision", **_: Any) -> PaliGemmaModel:
-    from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
+    from transformers import AutoConfig, PaliGemmaForConditionalGeneration
 
     name = str(EMBEDDED.get(spec, spec))
     path = Path(name)
@@ -348,7 +358,7 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
     if not device_map:
         model = model.to(device)
     model.eval()
-    processor = AutoProcessor.from_pretrained(name, revision=revision)
+    processor = load_processor(name, revision)
     n_parameters = sum(p.numel() for p in model.parameters())
     if path.exists():
         fingerprint, resolved = _fingerprint_dir(path), None

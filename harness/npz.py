@@ -30,7 +30,7 @@ import torch
 
 from paligemma_eval.harness.errors import ModelError
 from paligemma_eval.harness.models import (DTYPES, ModelInfo, PaliGemmaModel, decode_settings,
-                                           decode_setup, describe_config)
+                                           decode_setup, describe_config, load_processor)
 
 HF_VOCAB, BV_VOCAB = 257216, 257152
 # Published text towers: width -> (family, size, layers, heads, kv heads, head_dim, mlp, scale).
@@ -517,12 +517,10 @@ def _base_config(base: str, base_name: str, revision: str | None) -> Any:
 def _processor(spec: str, base_name: str, revision: str | None) -> Any:
     """Tokenizer and image processor, resolved before any weight is read: a 28B checkpoint is
     minutes of reading, too long to wait for a missing tokenizer."""
-    from transformers import AutoProcessor
-
     try:
         if not Path(base_name).exists():
             _hub_reachable()
-        return AutoProcessor.from_pretrained(base_name, revision=revision)
+        return load_processor(base_name, revision)
     except (OSError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"tokenizer/image processor for {spec}: cannot load {base_name!r} "

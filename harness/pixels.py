@@ -28,10 +28,11 @@ class PixelTable:
         # Channel c at (i, j) holds (i * size + j + 85 * c) % 256: every value, many neighbours.
         probe = (np.arange(size * size).reshape(size, size, 1) + np.array([0, 85, 170])) % 256
         probe = probe.astype(np.uint8)
-        made = image_processor(images=[Image.fromarray(probe)], return_tensors="np")
-        made = np.asarray(made["pixel_values"])
-        if made.shape != (1, 3, size, size) or made.dtype != np.float32:
+        made = image_processor(images=[Image.fromarray(probe)], return_tensors="pt")
+        made = torch.as_tensor(made["pixel_values"])
+        if made.shape != (1, 3, size, size) or made.dtype != torch.float32:
             return None
+        made = made.numpy()
         values = np.zeros((3, 256), np.float32)
         for channel in range(3):
             inputs, outputs = probe[..., channel].ravel(), made[0, channel].ravel()

@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoProcessor
-
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.models import EMBEDDED
+from paligemma_eval.harness.models import EMBEDDED, load_processor
 from paligemma_eval.harness.pixels import PixelTable
 from paligemma_eval.harness.runner import RunOptions, run_task
 
 
 def processor_at(size: int):
-    image_processor = AutoProcessor.from_pretrained(EMBEDDED["tiny-paligemma2"]).image_processor
+    image_processor = load_processor(EMBEDDED["tiny-paligemma2"]).image_processor
     image_processor.size = {"height": size, "width": size}
     return image_processor
 
@@ -45,7 +43,7 @@ def test_a_processor_that_looks_at_neighbours_makes_no_table():
 
     def blurred(images, **kwargs):   # each pixel averaged with the next one along the row
         made = image_processor(images=images, **kwargs)
-        made["pixel_values"] = (made["pixel_values"] + np.roll(made["pixel_values"], 1, -1)) / 2
+        made["pixel_values"] = (made["pixel_values"] + made["pixel_values"].roll(1, -1)) / 2
         return made
 
     assert PixelTable.of(blurred, 224) is None
@@ -82,3 +80,16 @@ def test_threads_decoding_a_batch_give_the_same_run_and_a_broken_image_fails_alo
     assert lines[1] == lines[3] and len(lines[1]) == 6
     assert [r["id"] for r in lines[3] if "error" in r] == [f["id"] for f in results[3]["failed"]]
     assert results[1]["metrics"] == results[3]["metrics"]
+
+
+def test_the_pil_image_processor_is_loaded_even_where_torchvision_is_installed(monkeypatch):
+    """transformers would pick torchvision's where it imports, and its pixel values differ."""
+    from transformers.models.auto import image_processing_auto as auto
+
+    chosen, resolve = [], auto._resolve_backend
+    monkeypatch.setattr(auto, "is_torchvision_available", lambda: True)
+    monkeypatch.setattr(auto, "_resolve_backend",
+                        lambda *args: chosen.append(resolve(*args)) or chosen[-1])
+    assert resolve(None, None, "SiglipImageProcessor") == "torchvision"   # transformers' default
+    load_processor(EMBEDDED["tiny-paligemma2"])
+    assert chosen == ["pil"]
