@@ -5,9 +5,10 @@
 # the ones the tests ran on; this project's own wheel is built here. There, one command:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; \
-#   PYTHONUNBUFFERED=1 python3 bench/gpu_throughput.py --budget 420 --json $OUT/gpu.json
-# bench/gpu_throughput.py prints the versions it runs on. PYTHON_VERSION=3.11 fetches wheels for
-# a local stand-in of that machine.
+#   export PYTHONUNBUFFERED=1; python3 bench/gpu_throughput.py --budget 400 --json $OUT/gpu.json; \
+#   python3 bench/preprocess_throughput.py --repeats 2 --json $OUT/preprocess.json
+# (about 8 min in all: one call). bench/gpu_throughput.py prints the versions it runs on.
+# PYTHON_VERSION=3.11 fetches wheels for a local stand-in of that machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
