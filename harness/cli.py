@@ -151,7 +151,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="override every task's beam count (default: the task's)")
     parser.add_argument("--preprocess-workers", type=int,
                         help="threads decoding and resizing each batch's images (default: one "
-                             "per CPU core, at most 8; answers do not depend on it)")
+                             "per core, shared by the ranks on a machine, at most 8; answers do "
+                             "not depend on it)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="resamples for intervals (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")

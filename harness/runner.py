@@ -40,7 +40,7 @@ class RunOptions:
     rank: int = 0
     world_size: int = 1
     barrier: Callable[[], None] = lambda: None  # waits for every rank's shard (data-parallel)
-    # threads that decode and resize a batch's images (default: one per CPU core, at most 8)
+    # threads that decode and resize a batch's images (default: default_preprocess_workers())
     preprocess_workers: int | None = None
 
 
@@ -247,9 +247,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     # generates this one. On a CPU-only run the two would compete for the same cores (measured
     # slower, bench/runner_overhead.py), so batches are prepared in turn.
     overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
-    # JPEG decoding and resizing release the GIL: threads decode a batch's images side by side
-    # (as fast as processes, bench/preprocess_throughput.py, and nothing to pickle).
-    workers = options.preprocess_workers or min(8, os.cpu_count() or 1)
+    workers = options.preprocess_workers or default_preprocess_workers()
     with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(workers) as loader, \
             tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False,
                  **progress_options()) as bar:
@@ -276,6 +274,16 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
             "preprocess_workers": workers,
             "examples_per_second": round(generated / seconds, 3) if generated and seconds else None,
             "resumed": len([i for i in mine if i in done])}
+
+
+def default_preprocess_workers() -> int:
+    """Threads that decode a batch's images: one per core this process may use, shared with the
+    other ranks on this machine (torchrun's LOCAL_WORLD_SIZE), at most 8. JPEG decoding and the
+    resize release the GIL, so threads run side by side; a process pool was slower
+    (bench/preprocess_throughput.py: every image comes back pickled)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, (cores or 1) // ranks))
 
 
 def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],

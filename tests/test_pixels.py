@@ -93,3 +93,15 @@ def test_the_pil_image_processor_is_loaded_even_where_torchvision_is_installed(m
     assert resolve(None, None, "SiglipImageProcessor") == "torchvision"   # transformers' default
     load_processor(EMBEDDED["tiny-paligemma2"])
     assert chosen == ["pil"]
+
+
+def test_preprocessing_threads_share_the_cores_with_the_other_ranks(monkeypatch):
+    from paligemma_eval.harness import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert runner.default_preprocess_workers() == 8         # at most 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert runner.default_preprocess_workers() == 3         # 12 cores, 4 ranks
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert runner.default_preprocess_workers() == 1         # never none
