@@ -231,8 +231,8 @@ class PaliGemmaModel:
         both ways). Each example brings its own list of images (one, a pair, or video frames; a
         bare image is a list of one): each image becomes its own block of image tokens,
         concatenated, as big_vision encodes frames. The pixels are the image processor's
-        (`pixel_values`). `prompt_truncated` (an attribute, not a model input) flags the prompts cut to
-        `max_prompt_tokens`."""
+        (`pixel_values`). `prompt_truncated` (an attribute, not a model input) flags the prompts
+        cut to `max_prompt_tokens`."""
         from transformers import BatchFeature
 
         images = [[shown] if isinstance(shown, Image.Image) else list(shown) for shown in images]
