@@ -6,10 +6,10 @@ On 640x480 JPEG photos (bench/gpu_throughput.py's data), at 224, 448 and 896 px,
 1. each step's cost on one thread, in ms per example: JPEG decode, big_vision's resize
    (bilinear-antialias), pixel values by the processor, and by its table (harness/pixels.py);
 2. examples/s of the runner's own `load_batch` (decode, resize, prompt ids, pixel values: what
-   feeds generation), batch 64, with 1, 2, 4, ... threads up to one per core, then the same with
-   the processor instead of the table;
+   feeds generation), batch 64, run as beside an accelerator (in a prefetch thread) with 1, 2, 4,
+   ... threads up to one per core, then the same with the processor instead of the table;
 3. decode + resize on a process pool of as many workers as the most threads, against those
-   threads (does a process pool beat threads?);
+   threads (does a process pool beat threads?), each worker with one torch thread;
 4. the verdict against issue 25's targets (40% of the H200's limit at batch 64): the fewest
    threads that feed it, or that none here do.
 Each figure is the best of --repeats, taken in alternation. No GPU is used: the figures are the
@@ -24,14 +24,15 @@ import multiprocessing
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import nullcontext
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from gpu_throughput import build, write_data
 from paligemma_eval.harness import data, registry
-from paligemma_eval.harness.runner import load_batch, prepare
+from paligemma_eval.harness.runner import load_batch, prepare, preprocess_threads
 
 TARGETS = {224: 190.0, 448: 60.0, 896: 14.0}   # ex/s, issue 25: 40% of the limit at batch 64
 BATCH = 64
@@ -66,13 +67,17 @@ def step_costs(model, cells: list[dict], size: int) -> dict[str, float]:
 
 
 def load_rate(model, prepared, threads: int) -> float:
+    """As the runner loads beside an accelerator: in its prefetch thread, with `threads` more."""
     ids = [i for i in prepared.ids if i in prepared.prompts]
     batches = [ids[s:s + BATCH] for s in range(0, len(ids), BATCH)]
-    with ThreadPoolExecutor(threads) as loader:
-        load_batch(model, prepared, batches[0], loader)   # warm-up
+    with preprocess_threads(1) as prefetch, \
+            preprocess_threads(threads) if threads > 1 else nullcontext() as loader:
+        def load_all() -> None:
+            for batch in batches:
+                load_batch(model, prepared, batch, loader)
+        prefetch.submit(load_batch, model, prepared, batches[0], loader).result()   # warm-up
         started = time.perf_counter()
-        for batch in batches:
-            load_batch(model, prepared, batch, loader)
+        prefetch.submit(load_all).result()
     return len(ids) / (time.perf_counter() - started)
 
 
@@ -115,8 +120,9 @@ def main() -> None:
             + f"; with the processor's pixels at {counts[-1]}: {processor_rate:.1f}")
         # spawned, not forked: a worker forked after torch has run its threads can hang (it did)
         spawn = multiprocessing.get_context("spawn")
-        with ThreadPoolExecutor(counts[-1]) as threads, \
-                ProcessPoolExecutor(counts[-1], mp_context=spawn) as pool:
+        with preprocess_threads(counts[-1]) as threads, \
+                ProcessPoolExecutor(counts[-1], mp_context=spawn,
+                                    initializer=torch.set_num_threads, initargs=(1,)) as pool:
             versus = {"threads": 0.0, "processes": 0.0}
             for _ in range(args.repeats):
                 versus["threads"] = max(versus["threads"], pool_rate(threads, cells, size))

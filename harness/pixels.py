@@ -4,7 +4,7 @@ of its cost.
 Such an image passes the processor's resize unchanged, and its rescale and normalize map every
 uint8 value of a channel to one float. So the processor itself, run once on a probe image that
 holds every value in every channel, gives a 3 x 256 table, and a batch's pixel values are table
-lookups (2.3-2.8x cheaper per image than the processor's numpy path at 224-896 px:
+lookups (1.9-2.8x cheaper per image than the processor's numpy path at 224-896 px:
 bench/preprocess_throughput.py). A processor that is not pointwise at that size (it crops, pads,
 or its resize moves pixels) makes no table, and the processor is used as before."""
 

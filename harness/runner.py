@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from paligemma_eval.harness import cache, data, formats, video
@@ -248,7 +250,8 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     # slower, bench/runner_overhead.py), so batches are prepared in turn.
     overlap = str(getattr(model, "device", "cpu")).split(":")[0] != "cpu"
     workers = options.preprocess_workers or default_preprocess_workers()
-    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(workers) as loader, \
+    with preprocess_threads(1) as pool, \
+            preprocess_threads(workers) if workers > 1 else nullcontext() as loader, \
             tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False,
                  **progress_options()) as bar:
         pending = pool.submit(load_batch, model, prepared, batches[0], loader) \
@@ -286,10 +289,24 @@ def default_preprocess_workers() -> int:
     return max(1, min(8, (cores or 1) // ranks))
 
 
+@contextmanager
+def preprocess_threads(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """`workers` threads for loading, each running torch on one thread of its own: otherwise every
+    thread that resizes starts a whole OpenMP team, whose spinning made CPU runs twice as slow
+    (runner/bare on the CPU: 2.1 with one loading thread, 0.9 with this). torch's thread count
+    for threads started later is put back afterwards."""
+    before = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(before)
+
+
 def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],
-               loader: Executor) -> tuple[list[str], Any, dict[str, str]]:
-    """One batch's model inputs: each example's images decoded and resized on `loader`'s threads,
-    then `model.prepare`. Returns the ids it holds, the inputs, and the examples whose images could
+               loader: Executor | None) -> tuple[list[str], Any, dict[str, str]]:
+    """One batch's model inputs: each example's images decoded and resized on `loader`'s threads
+    (None: on this thread), then `model.prepare`. Returns the ids it holds, the inputs, and the examples whose images could
     not be read, with the reason (they fail alone)."""
     def shown_or_error(example_id: str) -> list[Any] | Exception:
         try:
@@ -298,7 +315,8 @@ def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],
             return error
 
     images, good, bad = [], [], {}
-    for example_id, shown in zip(batch_ids, loader.map(shown_or_error, batch_ids)):
+    for example_id, shown in zip(batch_ids, (loader.map if loader else map)(shown_or_error,
+                                                                           batch_ids)):
         if isinstance(shown, Exception):
             bad[example_id] = f"image: {type(shown).__name__}: {shown}"
         else:

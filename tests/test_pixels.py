@@ -4,6 +4,7 @@ images decoded on several threads give the run that one thread gives."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -80,6 +81,12 @@ def test_threads_decoding_a_batch_give_the_same_run_and_a_broken_image_fails_alo
     assert lines[1] == lines[3] and len(lines[1]) == 6
     assert [r["id"] for r in lines[3] if "error" in r] == [f["id"] for f in results[3]["failed"]]
     assert results[1]["metrics"] == results[3]["metrics"]
+    # the loading threads ran torch on one thread each; threads started later get the usual count
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert later == [torch.get_num_threads()]
 
 
 def test_the_pil_image_processor_is_loaded_even_where_torchvision_is_installed(monkeypatch):
