@@ -306,8 +306,8 @@ def preprocess_threads(workers: int) -> Iterator[ThreadPoolExecutor]:
 def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],
                loader: Executor | None) -> tuple[list[str], Any, dict[str, str]]:
     """One batch's model inputs: each example's images decoded and resized on `loader`'s threads
-    (None: on this thread), then `model.prepare`. Returns the ids it holds, the inputs, and the examples whose images could
-    not be read, with the reason (they fail alone)."""
+    (None: on this thread), then `model.prepare`. Returns the ids it holds, the inputs, and the
+    examples whose images could not be read, with the reason (they fail alone)."""
     def shown_or_error(example_id: str) -> list[Any] | Exception:
         try:
             return example_images(prepared, example_id, model.info.resolution)
@@ -315,8 +315,8 @@ def load_batch(model: PaliGemmaModel, prepared: Prepared, batch_ids: list[str],
             return error
 
     images, good, bad = [], [], {}
-    for example_id, shown in zip(batch_ids, (loader.map if loader else map)(shown_or_error,
-                                                                           batch_ids)):
+    each = loader.map if loader is not None else map
+    for example_id, shown in zip(batch_ids, each(shown_or_error, batch_ids)):
         if isinstance(shown, Exception):
             bad[example_id] = f"image: {type(shown).__name__}: {shown}"
         else:
