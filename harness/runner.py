@@ -294,7 +294,13 @@ def preprocess_threads(workers: int) -> Iterator[ThreadPoolExecutor]:
     """`workers` threads for loading, each running torch on one thread of its own: otherwise every
     thread that resizes starts a whole OpenMP team, whose spinning made CPU runs twice as slow
     (runner/bare on the CPU: 2.1 with one loading thread, 0.9 with this). torch's thread count
-    for threads started later is put back afterwards."""
+    for threads started later is put back afterwards. Where something else owns torch's threads
+    (vLLM's CPU worker binds them to cores and replaces `torch.set_num_threads` with a warning),
+    they are left alone."""
+    if torch.set_num_threads is not torch._C.set_num_threads:
+        with ThreadPoolExecutor(workers) as pool:
+            yield pool
+        return
     before = torch.get_num_threads()
     try:
         with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:

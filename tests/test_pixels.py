@@ -112,3 +112,14 @@ def test_preprocessing_threads_share_the_cores_with_the_other_ranks(monkeypatch)
     assert runner.default_preprocess_workers() == 3         # 12 cores, 4 ranks
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert runner.default_preprocess_workers() == 1         # never none
+
+
+def test_loading_leaves_torchs_threads_alone_where_something_else_owns_them(monkeypatch):
+    """vLLM's CPU worker replaces torch.set_num_threads with a warning once it binds threads."""
+    from paligemma_eval.harness.runner import preprocess_threads
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with preprocess_threads(2) as pool:
+        assert list(pool.map(lambda n: n * 2, [1, 2, 3])) == [2, 4, 6]
+    assert calls == []
