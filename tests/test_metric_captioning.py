@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
@@ -59,3 +64,58 @@ def test_a_line_separator_in_one_caption_changes_no_other_image(separator):
     # the separator reads as a space: every image, the edited one too, scores as before
     np.testing.assert_allclose(per_image, clean_per_image, atol=1e-12)
     assert broken.ratios["cider"].value == pytest.approx(clean.ratios["cider"].value)
+
+
+def _tokenized():
+    from paligemma_eval.tasks.metrics.captioning import tokenize_both
+    first = tokenize_both(dict(zip(IDS, REFERENCES)), dict(zip(IDS, PREDICTIONS)))
+    second = tokenize_both({"9": REFERENCES[0]}, {"9": PREDICTIONS[2]})
+    return first, second
+
+
+def test_one_meteor_process_serves_every_call_with_a_fresh_scorers_numbers():
+    from pycocoevalcap.meteor.meteor import Meteor
+    from paligemma_eval.tasks.metrics import captioning
+
+    first, second = _tokenized()
+    expected = [Meteor().compute_score(*first)[0], Meteor().compute_score(*second)[0]]
+    assert expected[0] != expected[1]
+    got = [captioning.meteor_score(*first), captioning.meteor_score(*second),
+           captioning.meteor_score(*first)]
+    assert got == [expected[0], expected[1], expected[0]]
+    process = captioning._meteor[os.getpid()].meteor_p
+    assert captioning.meteor_score(*second) == expected[1]
+    assert captioning._meteor[os.getpid()].meteor_p is process   # no second Java start
+    process.kill()
+    process.wait()
+    assert captioning.meteor_score(*first) == expected[0]        # a dead one is replaced
+
+
+MIDWAY_FAILURE = """
+import json, sys
+from pycocoevalcap.meteor.meteor import Meteor
+from paligemma_eval.tasks.metrics import captioning
+gts, res = json.loads(sys.argv[1])
+expected = captioning.meteor_score(gts, res)
+stat = Meteor._stat
+def cut(self, hypothesis, references):
+    raise BrokenPipeError("the scorer went away")
+Meteor._stat = cut                       # raised inside pycocoevalcap's lock
+try:
+    captioning.meteor_score(gts, res)
+except BrokenPipeError:
+    pass
+Meteor._stat = stat
+print(json.dumps([expected, captioning.meteor_score(gts, res)]))
+"""
+
+
+def test_a_meteor_call_that_fails_midway_leaves_the_next_one_working():
+    # in a process of its own: the failure this guards against is a hang (the failed scorer's
+    # __del__ waiting on the lock pycocoevalcap left held)
+    first, _ = _tokenized()
+    done = subprocess.run([sys.executable, "-c", MIDWAY_FAILURE, json.dumps(first)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected, after = json.loads(done.stdout)
+    assert after == expected > 0

@@ -11,7 +11,10 @@ is reported as a point value.
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,6 +49,39 @@ def tokenize_both(references: dict[str, list[str]],
     both = tokenize({**{f"g{i}": refs for i, refs in references.items()},
                      **{f"r{i}": [p] for i, p in predictions.items()}})
     return {i: both[f"g{i}"] for i in references}, {i: both[f"r{i}"] for i in predictions}
+
+
+_meteor_lock = threading.Lock()
+_meteor: dict[int, Any] = {}   # pid -> pycocoevalcap Meteor: a forked child starts its own
+
+
+def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
+    """Corpus METEOR from pycocoevalcap's Java scorer. One scorer serves the whole process:
+    starting one loads METEOR's paraphrase tables (about 5 s, most of a small captioning task's
+    time), and it keeps no state between calls, each EVAL line carrying its own statistics."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    with _meteor_lock:
+        scorer = _meteor.get(os.getpid())
+        if scorer is None or scorer.meteor_p.poll() is not None:
+            scorer = _meteor[os.getpid()] = Meteor()
+        try:
+            return float(scorer.compute_score(gts, res)[0])
+        except BaseException:
+            # not reused: its Java side may be mid-reply, and pycocoevalcap left its lock held
+            # (which its __del__ would wait on for ever)
+            del _meteor[os.getpid()]
+            scorer.meteor_p.kill()
+            if scorer.lock.locked():
+                scorer.lock.release()
+            raise
+
+
+@atexit.register
+def _stop_meteor() -> None:
+    scorer = _meteor.pop(os.getpid(), None)
+    if scorer is not None:
+        scorer.meteor_p.kill()
 
 
 def bleu4_statistic(gts: dict[str, list[str]], res: dict[str, list[str]],
@@ -85,7 +121,6 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
                    meteor: bool = True) -> tuple[Scores, np.ndarray]:
     """Scores and the per-image CIDEr array (in `ids` order)."""
     from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
 
     # pycocoevalcap iterates over gts' keys: in `ids` order, so per-image arrays line up
@@ -95,7 +130,7 @@ def caption_scores(predictions: list[str], references: list[list[str]], ids: lis
     _, rouge = Rouge().compute_score(gts, res)
     points = {}
     if meteor:
-        points["meteor"] = float(Meteor().compute_score(gts, res)[0])
+        points["meteor"] = meteor_score(gts, res)
     cider = np.asarray(cider, dtype=float)
     scores = Scores(units=list(ids), ratios={"cider": Ratio.mean(cider),
                                              "rouge_l": Ratio.mean(np.asarray(rouge))},
