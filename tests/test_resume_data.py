@@ -131,3 +131,25 @@ def test_a_hub_dataset_records_the_commit_its_revision_resolved_to(tmp_path):
     finally:
         server.shutdown()
     assert "/api/datasets/lmms-lab/VQAv2/revision/v1.0" in asked
+
+
+def test_local_data_is_read_without_touching_the_network(data_dir, monkeypatch):
+    """--data-dir files are on this disk: reading them sends nothing (datasets' load_dataset
+    would first send the hub a download-count request, up to 3 s where a firewall drops it)."""
+    import socket
+
+    from paligemma_eval.harness import data, registry
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:2])
+        raise OSError("no network in this test")
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    tasks = registry.all_tasks()
+    for name in ("vqav2_val", "ocrvqa_test", "rsvqa_hr_test"):   # parquet, parquet, JSONL
+        task = tasks[name]
+        loaded = data.load(task.source, data_dir, task.image_column)
+        assert loaded.provenance["source"] == "local" and len(loaded.rows) > 0, name
+    assert attempts == []
