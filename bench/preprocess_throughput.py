@@ -10,10 +10,15 @@ On 640x480 JPEG photos (bench/gpu_throughput.py's data), at 224, 448 and 896 px,
    ... threads up to one per core, then the same with the processor instead of the table;
 3. decode + resize on a process pool of as many workers as the most threads, against those
    threads (does a process pool beat threads?), each worker with one torch thread;
-4. the verdict against issue 25's targets (40% of the H200's limit at batch 64): the fewest
+4. the GIL: load_batch (on one thread fewer than the cores) beside, first, a loop that never
+   lets go of the GIL (the worst case), then the tiny model's plain `generate` at batch 1 (Python
+   between torch calls that let go of it, as the thread feeding a GPU runs): each one's rate
+   beside the other / alone; and decode + resize on threads and on processes beside the
+   GIL-holding loop / alone (does a process pool escape the GIL?);
+5. the verdict against issue 25's targets (40% of the H200's limit at batch 64): the fewest
    threads that feed it, or that none here do.
-Each figure is the best of --repeats, taken in alternation. No GPU is used: the figures are the
-host's. Run it on the GPU machine's host for its own.
+Each figure of 1-3 is the best of --repeats, taken in alternation (those of 4: one run each).
+No GPU is used: the figures are the host's. Run it on the GPU machine's host for its own.
 """
 
 from __future__ import annotations
@@ -81,11 +86,85 @@ def load_rate(model, prepared, threads: int) -> float:
     return len(ids) / (time.perf_counter() - started)
 
 
+def gil_holding_steps(until) -> float:
+    """Steps/s of a loop that never lets go of the GIL but at the switch interval (sum over a
+    range is C code run under it): the worst case for threads beside it."""
+    steps, started = 0, time.perf_counter()
+    while not until():
+        for _ in range(100):
+            sum(range(200))
+        steps += 1
+    return steps / (time.perf_counter() - started)
+
+
+def generate_steps(model, batch):
+    """Calls/s of the plain `generate` at batch 1 (8 tokens) on the tiny model, one torch
+    thread: Python between many small torch calls, each of which lets go of the GIL, as the
+    thread feeding a GPU does between kernel launches."""
+    def steps(until) -> float:
+        calls, started = 0, time.perf_counter()
+        while not until():
+            model.generate_prepared(batch, max_new_tokens=8)
+            calls += 1
+        return calls / (time.perf_counter() - started)
+    return steps
+
+
+def gil_contention(model, prepared, threads: int, loop) -> dict[str, float]:
+    """`loop`'s rate and load_batch's, each beside the other / alone."""
+    alone_end = time.perf_counter() + 1.5
+    alone = loop(lambda: time.perf_counter() > alone_end)
+    ids = [i for i in prepared.ids if i in prepared.prompts]
+    batches = [ids[s:s + BATCH] for s in range(0, len(ids), BATCH)]
+    with preprocess_threads(1) as prefetch, \
+            preprocess_threads(threads) if threads > 1 else nullcontext() as loader:
+        prefetch.submit(load_batch, model, prepared, batches[0], loader).result()   # warm-up
+        started = time.perf_counter()
+        loading = prefetch.submit(lambda: [load_batch(model, prepared, b, loader)
+                                           for b in batches])
+        beside = loop(loading.done)
+        loading.result()
+        load_beside = len(ids) / (time.perf_counter() - started)
+    return {"loop_beside_over_alone": beside / alone,
+            "load_beside_over_alone": load_beside / load_rate(model, prepared, threads)}
+
+
+def gil_figures(model, prepared, threads: int) -> dict[str, dict[str, float]]:
+    """gil_contention beside each loop, the loop on one torch thread."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _, one, _ = load_batch(model, prepared, prepared.ids[:1], None)
+    try:
+        return {name: gil_contention(model, prepared, threads, loop) for name, loop in
+                (("gil_holding_loop", gil_holding_steps),
+                 ("generate_batch1", generate_steps(model, one)))}
+    finally:
+        torch.set_num_threads(saved)
+
+
 def pool_rate(pool, cells: list[dict], size: int) -> float:
     list(pool.map(decode_and_resize, cells[:8], [size] * 8))   # warm-up (workers start)
     started = time.perf_counter()
     list(pool.map(decode_and_resize, cells, [size] * len(cells), chunksize=4))
     return len(cells) / (time.perf_counter() - started)
+
+
+def pools_beside_gil_holding_loop(cells: list[dict], size: int, workers: int) -> dict[str, float]:
+    """Decode + resize ex/s on `workers` threads and on as many processes, beside the
+    GIL-holding loop / alone: a worker process holds its own GIL, but its results come back
+    through a thread of this process."""
+    spawn = multiprocessing.get_context("spawn")
+    ratios = {}
+    with preprocess_threads(workers) as threads, \
+            ProcessPoolExecutor(workers, mp_context=spawn, initializer=torch.set_num_threads,
+                                initargs=(1,)) as pool:
+        for name, executor in (("threads", threads), ("processes", pool)):
+            alone = pool_rate(executor, cells, size)
+            started = time.perf_counter()
+            pending = [executor.submit(decode_and_resize, cell, size) for cell in cells]
+            gil_holding_steps(lambda: all(job.done() for job in pending))
+            ratios[name] = len(cells) / (time.perf_counter() - started) / alone
+    return ratios
 
 
 def main() -> None:
@@ -129,13 +208,24 @@ def main() -> None:
                 versus["processes"] = max(versus["processes"], pool_rate(pool, cells, size))
         print(f"{size} px, decode + resize ex/s with {counts[-1]} workers: threads "
               f"{versus['threads']:.1f}, processes {versus['processes']:.1f}")
+        beside = max(1, min(cores - 1, counts[-1]))   # a core left for the loop beside
+        gil = gil_figures(model, prepared, beside)
+        gil["pools_beside_gil_holding_loop"] = pools_beside_gil_holding_loop(cells, size, beside)
+        for name in ("gil_holding_loop", "generate_batch1"):
+            print(f"{size} px, beside {name.replace('_', ' ')} ({beside} loading thread(s)): "
+                  f"it runs at {gil[name]['loop_beside_over_alone']:.2f}x its rate alone, "
+                  f"load_batch at {gil[name]['load_beside_over_alone']:.2f}x")
+        print(f"{size} px, decode + resize beside the GIL-holding loop / alone, {beside} "
+              "worker(s): " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in
+                                        gil["pools_beside_gil_holding_loop"].items()))
         feeding = [n for n, rate in rates.items() if rate >= TARGETS[size]]
         print(f"{size} px: target {TARGETS[size]:.0f} ex/s: " + (
             f"fed from {feeding[0]} thread(s)" if feeding else
             f"not fed by up to {counts[-1]} threads here ({max(rates.values()):.1f} ex/s)"))
         figures[str(size)] = {"ms_per_example": costs, "load_batch_by_threads": rates,
                               "load_batch_processor_pixels": processor_rate,
-                              "decode_resize_workers": versus, "target": TARGETS[size]}
+                              "decode_resize_workers": versus,
+                              "gil": {"loading_threads": beside, **gil}, "target": TARGETS[size]}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 
