@@ -17,14 +17,7 @@ ai2d-no-mask` is another rendering); numbers on another rendering may differ fro
 from __future__ import annotations
 
 from paligemma_eval.harness.registry import DatasetSource, Task, register
-from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import multiple_choice as mc
-from paligemma_eval.tasks.metrics.exact_match import exact_match
-
-
-def score(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
-    return Scores(ids, {"accuracy": Ratio.mean([exact_match(p, t)
-                                                for p, t in zip(predictions, targets)])})
 
 
 @register
@@ -32,7 +25,7 @@ def tasks() -> Task:
     return Task(name="ai2d_test",
                 source=DatasetSource("lmms-lab/ai2d", "test", aliases=("lmms-lab-encoder/ai2d",)),
                 prompt=mc.PROMPT, prompt_fields=mc.options_field("options"),
-                target=lambda r: mc.correct_option(r["options"], r["answer"]), scorer=score,
+                target=mc.choice_target("options", "answer"), scorer=mc.score_choice,
                 explain=mc.explain_choice,
                 columns=("question", "options", "answer"), id_column=None,
                 max_new_tokens=128, max_prompt_tokens=128, resize="bilinear", metric="accuracy",

@@ -25,7 +25,6 @@ from __future__ import annotations
 from paligemma_eval.harness.registry import DatasetSource, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import multiple_choice as mc
-from paligemma_eval.tasks.metrics.exact_match import exact_match
 from paligemma_eval.tasks.metrics.vqa_accuracy import explain_simple, simple_vqa_accuracy
 
 HUB_ID = "HuggingFaceM4/A-OKVQA"
@@ -33,11 +32,6 @@ HUB_ID = "HuggingFaceM4/A-OKVQA"
 
 def score_direct(ids: list[str], predictions: list[str], targets: list[list[str]]) -> Scores:
     return Scores(ids, {"accuracy": Ratio.mean([simple_vqa_accuracy(p, t)
-                                                for p, t in zip(predictions, targets)])})
-
-
-def score_choice(ids: list[str], predictions: list[str], targets: list[str]) -> Scores:
-    return Scores(ids, {"accuracy": Ratio.mean([exact_match(p, t)
                                                 for p, t in zip(predictions, targets)])})
 
 
@@ -66,9 +60,9 @@ def aokvqa_tasks(split: str) -> list[Task]:
                       "" if scored else ": writes the leaderboard file"), **common)
     choice = Task(name=f"aokvqa_mc_{stem}", prompt=mc.PROMPT,
                   prompt_fields=mc.options_field("choices"),
-                  target=(lambda r: mc.correct_option(r["choices"], r["correct_choice_idx"]))
-                  if scored else (lambda r: None),
-                  scorer=score_choice if scored else None,
+                  target=mc.choice_target("choices", "correct_choice_idx") if scored
+                  else (lambda r: None),
+                  scorer=mc.score_choice if scored else None,
                   explain=mc.explain_choice if scored else None,
                   submission=None if scored else leaderboard("multiple_choice"),
                   columns=("question", "choices", "correct_choice_idx") if scored

@@ -144,8 +144,10 @@ def claimed(item: dict) -> float:
     ("rsvqa_lr_test", "maybe", {"answers": ["no", "yes"], "type": "presence"},
      "equals none of the 2 references", 0.0),
     # multiple choice (AI2D, A-OKVQA MC): the correct option's text, case kept
-    ("ai2d_test", "Circle", "circle", "differs from the correct option's text 'circle'", 0.0),
-    ("aokvqa_mc_val", "a dog", "a dog", "equals the correct option's text 'a dog'", 1.0),
+    ("ai2d_test", "Circle", {"answer": "circle", "options": ["square", "circle"]},
+     "differs from the correct option's text 'circle'", 0.0),
+    ("aokvqa_mc_val", "a dog", {"answer": "a dog", "options": ["a cat", "a dog"]},
+     "equals the correct option's text 'a dog'", 1.0),
     # VSR: lower-cased True / False, and an answer that is neither
     ("vsr_random_test", "TRUE", "True", "'true' equals the reference 'true'", 1.0),
     ("vsr_random_test", "yes", "True", "counts against valid_share", 0.0),
@@ -158,6 +160,24 @@ def test_exact_match_family_names_what_was_compared(name, prediction, target, sa
     assert says in " ".join(item["why"])
     assert claimed(item) == pytest.approx(score, abs=5e-4)
     assert unit_score(name, prediction, target) == pytest.approx(score)
+
+
+@pytest.mark.parametrize("name", ["ai2d_test", "aokvqa_mc_val"])
+@pytest.mark.parametrize("prediction, says", [
+    ("a bus", "the prediction is the text of option 3 of the 4; the correct one is option 1"),
+    ("a cab", "the prediction is the text of option 1 of the 4; the correct one is option 1"),
+    ("A cab", "the prediction is none of the 4 options' texts (an answer outside the choices); "
+              "the correct one is option 1"),
+])
+def test_multiple_choice_names_the_option_picked(name, prediction, says):
+    task = registry.all_tasks()[name]
+    columns = {"ai2d_test": ("options", "answer"), "aokvqa_mc_val": ("choices",
+                                                                     "correct_choice_idx")}[name]
+    row = {columns[0]: ["a cab", "a train", "a bus", "a car"], columns[1]: "0"}
+    target = task.target(row)
+    (item,) = task.explain([prediction], [target])
+    assert item["why"][-1] == says
+    assert unit_score(name, prediction, target) == float(prediction == "a cab")
 
 
 @pytest.mark.parametrize("prediction, answer, says, score", [

@@ -38,11 +38,11 @@ def test_multiple_choice_prompt_has_big_visions_double_space_and_tab_separators(
     expected = ("answer en  What is the man by the bags awaiting? choose from: "
                 "skateboarder \t train \t delivery \t cab")
     assert task("aokvqa_mc_val").format_prompt(row) == expected
-    assert task("aokvqa_mc_val").target(row) == "cab"
+    assert task("aokvqa_mc_val").target(row) == {"answer": "cab", "options": row["choices"]}
     ai2d_row = {"question": "Which label is the sun?", "options": ["A", "b", "C"], "answer": "1"}
     assert task("ai2d_test").format_prompt(ai2d_row) == \
         "answer en  Which label is the sun? choose from: A \t b \t C"
-    assert task("ai2d_test").target(ai2d_row) == "b"
+    assert task("ai2d_test").target(ai2d_row)["answer"] == "b"
     with pytest.raises(IndexError):
         correct_option(["a", "b"], "2")
 
@@ -113,7 +113,8 @@ def test_scienceqa_needs_the_answer_sentence_at_the_start():
 
 def test_ai2d_and_gqa_keep_case_ocrvqa_lowers():
     ai2d = task("ai2d_test").scorer
-    assert ai2d(ids(2), ["Circle", "circle"], ["circle", "circle"]).ratios["accuracy"].value == 0.5
+    circle = {"answer": "circle", "options": ["Circle", "circle"]}
+    assert ai2d(ids(2), ["Circle", "circle"], [circle, circle]).ratios["accuracy"].value == 0.5
     assert gqa.score_gqa(ids(2), ["Yes", "yes"], ["yes", "yes"]).ratios["accuracy"].value == 0.5
     ocr = task("ocrvqa_test").scorer
     assert ocr(ids(2), ["harry potter", "Harry"], ["Harry Potter", "Harry Potter"]
