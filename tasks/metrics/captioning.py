@@ -58,7 +58,8 @@ _meteor: dict[int, Any] = {}   # pid -> pycocoevalcap Meteor: a forked child sta
 def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
     """Corpus METEOR from pycocoevalcap's Java scorer. One scorer serves the whole process:
     starting one loads METEOR's paraphrase tables (about 5 s, most of a small captioning task's
-    time), and it keeps no state between calls, each EVAL line carrying its own statistics."""
+    time), and it keeps no state between calls, each EVAL line carrying its own statistics.
+    The price: its Java process holds about 1 GiB until this process exits."""
     from pycocoevalcap.meteor.meteor import Meteor
 
     with _meteor_lock:
