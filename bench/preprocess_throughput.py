@@ -71,8 +71,9 @@ def step_costs(model, cells: list[dict], size: int) -> dict[str, float]:
     return costs
 
 
-def load_rate(model, prepared, threads: int) -> float:
-    """As the runner loads beside an accelerator: in its prefetch thread, with `threads` more."""
+def load_rate(model, prepared, threads: int, beside=None) -> tuple[float, float | None]:
+    """As the runner loads beside an accelerator: in its prefetch thread, with `threads` more.
+    Examples/s, and `beside(until)`'s own rate when given (run on this thread meanwhile)."""
     ids = [i for i in prepared.ids if i in prepared.prompts]
     batches = [ids[s:s + BATCH] for s in range(0, len(ids), BATCH)]
     with preprocess_threads(1) as prefetch, \
@@ -82,8 +83,10 @@ def load_rate(model, prepared, threads: int) -> float:
                 load_batch(model, prepared, batch, loader)
         prefetch.submit(load_batch, model, prepared, batches[0], loader).result()   # warm-up
         started = time.perf_counter()
-        prefetch.submit(load_all).result()
-    return len(ids) / (time.perf_counter() - started)
+        loading = prefetch.submit(load_all)
+        beside_rate = beside(loading.done) if beside is not None else None
+        loading.result()
+    return len(ids) / (time.perf_counter() - started), beside_rate
 
 
 def gil_holding_steps(until) -> float:
@@ -114,19 +117,9 @@ def gil_contention(model, prepared, threads: int, loop) -> dict[str, float]:
     """`loop`'s rate and load_batch's, each beside the other / alone."""
     alone_end = time.perf_counter() + 1.5
     alone = loop(lambda: time.perf_counter() > alone_end)
-    ids = [i for i in prepared.ids if i in prepared.prompts]
-    batches = [ids[s:s + BATCH] for s in range(0, len(ids), BATCH)]
-    with preprocess_threads(1) as prefetch, \
-            preprocess_threads(threads) if threads > 1 else nullcontext() as loader:
-        prefetch.submit(load_batch, model, prepared, batches[0], loader).result()   # warm-up
-        started = time.perf_counter()
-        loading = prefetch.submit(lambda: [load_batch(model, prepared, b, loader)
-                                           for b in batches])
-        beside = loop(loading.done)
-        loading.result()
-        load_beside = len(ids) / (time.perf_counter() - started)
+    load_beside, beside = load_rate(model, prepared, threads, beside=loop)
     return {"loop_beside_over_alone": beside / alone,
-            "load_beside_over_alone": load_beside / load_rate(model, prepared, threads)}
+            "load_beside_over_alone": load_beside / load_rate(model, prepared, threads)[0]}
 
 
 def gil_figures(model, prepared, threads: int) -> dict[str, dict[str, float]]:
@@ -190,9 +183,9 @@ def main() -> None:
         table = model.pixel_table
         for _ in range(args.repeats):   # best of, in alternation: noise hits every figure alike
             for n in counts:
-                rates[n] = max(rates[n], load_rate(model, prepared, n))
+                rates[n] = max(rates[n], load_rate(model, prepared, n)[0])
             model.__dict__["pixel_table"] = None    # the processor for every image, as before
-            processor_rate = max(processor_rate, load_rate(model, prepared, counts[-1]))
+            processor_rate = max(processor_rate, load_rate(model, prepared, counts[-1])[0])
             model.__dict__["pixel_table"] = table
         print(f"{size} px, load_batch ex/s by threads: " + ", ".join(
             f"{n}: {rate:.1f}" for n, rate in rates.items())
