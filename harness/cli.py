@@ -211,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: Any) -> int:
     from paligemma_eval.harness.loading import load_model
-    from paligemma_eval.harness.results import write_results
+    from paligemma_eval.harness.results import ResultsFile
     from paligemma_eval.harness.runner import check_earlier_outputs, prepare, run_task
 
     if args.backend == "vllm" and args.decode_config == "big_vision":
@@ -243,13 +243,13 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
     model_record = model.info.to_dict()
     if args.finetuned_for:  # the user's word: which card rows this checkpoint's numbers may meet
         model_record["finetuned_for"] = args.finetuned_for
+    results = ResultsFile(args.output, model_record, {"world_size": context.world_size})
     for task in tasks:
         result = run_task(model, task, options, prepared.pop(task.name))
         if result is not None:
             _print_summary(task.name, result)
             # written per task, under the lock: a later task's failure loses no finished one
-            path = write_results(args.output, model_record, {task.name: result},
-                                 {"world_size": context.world_size})
+            path = results.add({task.name: result})
     if path is not None:
         print(f"results: {path}")
     context.close()

@@ -7,6 +7,7 @@ example by example.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import subprocess
@@ -39,6 +40,7 @@ def _own_checkout() -> Path | None:
     return root
 
 
+@functools.cache   # the code this process runs is the code it imported: asked once, not per task
 def harness_version() -> dict[str, Any]:
     """The harness's own version, and its commit only when it runs from its own checkout."""
     commit = dirty = None
@@ -61,6 +63,7 @@ def _version(package: str) -> str | None:
         return None
 
 
+@functools.cache
 def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "packages": {p: _version(p) for p in PACKAGES}}
@@ -126,29 +129,46 @@ def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
     return payload["units"], ratios
 
 
+class ResultsFile:
+    """OUT/results.json of one run: read once, then written whole as each task finishes.
+
+    Earlier tasks of the same model in that directory are kept (another model's are dropped).
+    Reading once is safe because a run holds OUT's lock, as does everything else that writes
+    the file; re-reading it per task made a run of n tasks parse and check O(n^2) entries."""
+
+    def __init__(self, out: Path, model: dict[str, Any] | None,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.out, self.model, self.extra = out, model, extra or {}
+        self.path = out / "results.json"
+        previous = formats.read_results(self.path) if self.path.exists() else {}
+        self.tasks: dict[str, dict] = previous.get("tasks", {}) \
+            if previous.get("model") == model else {}
+
+    def add(self, tasks: dict[str, dict]) -> Path:
+        for name, result in tasks.items():
+            scores = result.pop("_scores", None)
+            if scores is not None:
+                write_unit_scores(self.out / "scores" / f"{name}.json", scores)
+            carry_recorded(self.tasks.get(name), result, self.out)  # a server's score for it
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "harness": harness_version(),
+            "environment": environment(),
+            "model": self.model,
+            **self.extra,
+            "tasks": {**self.tasks, **tasks},
+        }
+        write_atomically(self.path, formats.dumps(document, formats.RESULTS, self.path, indent=2,
+                                                  default=_jsonable))
+        self.tasks = document["tasks"]
+        return self.path
+
+
 def write_results(out: Path, model: dict[str, Any] | None, tasks: dict[str, dict],
                   extra: dict[str, Any] | None = None) -> Path:
     """Write OUT/results.json, keeping earlier tasks of the same model in that directory."""
-    path = out / "results.json"
-    previous = formats.read_results(path) if path.exists() else {}
-    kept = previous.get("tasks", {}) if previous.get("model") == model else {}
-    for name, result in tasks.items():
-        scores = result.pop("_scores", None)
-        if scores is not None:
-            write_unit_scores(out / "scores" / f"{name}.json", scores)
-        carry_recorded(kept.get(name), result, out)   # a server's score for this submission
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "harness": harness_version(),
-        "environment": environment(),
-        "model": model,
-        **(extra or {}),
-        "tasks": {**kept, **tasks},
-    }
-    write_atomically(path, formats.dumps(document, formats.RESULTS, path, indent=2,
-                                         default=_jsonable))
-    return path
+    return ResultsFile(out, model, extra).add(tasks)
 
 
 def _jsonable(value: Any) -> Any:
