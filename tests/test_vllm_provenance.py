@@ -16,3 +16,15 @@ def test_vllm_results_cite_the_measured_agreement(tmp_path, monkeypatch):
         is None
     monkeypatch.setattr(vllm_backend, "AGREEMENT", tmp_path / "absent.json")
     assert vllm_backend.agreement_record("vqav2_val")["agreement_with_transformers"] is None
+
+
+def test_vllm_cpus_own_thread_warning_is_dropped_and_its_other_messages_kept(caplog):
+    logger = vllm_backend.logging.getLogger("vllm.v1.worker.cpu_worker")
+    vllm_backend.quiet_cpu_threads_warning()
+    vllm_backend.quiet_cpu_threads_warning()     # a second model load adds no second filter
+    assert logger.filters.count(vllm_backend._not_cpu_threads_warning) == 1
+    with caplog.at_level("WARNING"):
+        logger.warning("CPU backend doesn't allow to use `torch.set_num_threads` after the "
+                       "thread binding, skip it.")
+        logger.warning("libtcmalloc is not found in LD_PRELOAD.")
+    assert [r.getMessage() for r in caplog.records] == ["libtcmalloc is not found in LD_PRELOAD."]
