@@ -2,11 +2,11 @@
 
     python bench/fast_generate.py [--limit 8] [--tasks all] [--skip-agreement] [--skip-speed]
 
-1. agreement: one task per family (or --tasks all: every built-in task) on both tiny models, plain vs fast predictions through the
-   runner (fixture data, --limit examples, batch 4). The fast path's decode step is captured by
-   dynamo here with the "eager" backend (same graph, guards and buckets as inductor, no code
-   generation: inductor would compile anew for every task's cache length, minutes each on two
-   cores). Beam tasks run plain on both sides and are marked so.
+1. agreement: one task per family (or --tasks all: every built-in task) on both tiny models, plain
+   vs fast predictions through the runner (fixture data, --limit examples, batch 4). The fast
+   path's decode step is captured by dynamo here with the "eager" backend (same graph, guards and
+   buckets as inductor, no code generation: inductor would compile anew for every task's cache
+   length, minutes each on two cores). Beam tasks run plain on both sides and are marked so.
 2. speed, on vqav2_val (the fixture's examples, batch 8): plain; fast without compilation (static
    cache, buckets, one vision pass per image); fast with inductor (the first call, which compiles,
    timed apart). Each on the tiny models and on a larger random-weight PaliGemma 2 config

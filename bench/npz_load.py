@@ -1,6 +1,7 @@
 """Loading a real-size big_vision .npz: bytes read, seconds against `cat`, peak memory.
 
-    python bench/npz_load.py [--variant 3B] [--dir DIR] [--keep] [--reuse] [--repeat 3] [--device cpu]
+    python bench/npz_load.py [--variant 3B] [--dir DIR] [--keep] [--reuse] [--repeat 3]
+                             [--device cpu]
 
 Writes a PaliGemma 2 224px checkpoint of the published shapes with random bfloat16 values
 (3B: about 6 GB) one array at a time, then in a fresh process loads it with

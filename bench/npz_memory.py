@@ -1,8 +1,9 @@
 """Peak memory of loading a big_vision .npz checkpoint, against the size of the weights.
 
 Builds a synthetic PaliGemma 2 checkpoint of a few hundred MB (bfloat16, stored as big_vision
-does), splits it into parts, and loads it in a fresh process with paligemma_eval.harness.npz, printing the
-process's peak resident memory above its baseline (imports done) as a multiple of the weights.
+does), splits it into parts, and loads it in a fresh process with paligemma_eval.harness.npz,
+printing the process's peak resident memory above its baseline (imports done) as a multiple of the
+weights.
 Target: about one copy of the weights plus one stacked parameter.
 """
 
@@ -27,7 +28,8 @@ def rss(): return status("VmHWM:")
 # baseline holds everything except the weights.
 from accelerate import init_empty_weights
 with init_empty_weights():
-    transformers.PaliGemmaForConditionalGeneration(transformers.AutoConfig.from_pretrained(sys.argv[2]))
+    transformers.PaliGemmaForConditionalGeneration(
+        transformers.AutoConfig.from_pretrained(sys.argv[2]))
 transformers.AutoProcessor.from_pretrained(sys.argv[2])
 base = status("VmRSS:")
 model = load_npz(sys.argv[1], dtype="bfloat16", device="cpu", base=sys.argv[2])

@@ -2,7 +2,8 @@
 
 Local layout under --data-dir mirrors the hub id: DIR/<owner>/<name>/<config or "default">/<split>
 with suffix .parquet (as `Dataset.to_parquet` writes it) or .jsonl (image column = a path relative
-to the file, or a URL). Images are decoded per example, so one broken image fails one example, not the run.
+to the file, or a URL). Images are decoded per example, so one broken image fails one example,
+not the run.
 A source of several splits (`split_column`) reads one file per split; a `nested` source reads
 its nested dataset by the same layout (e.g. GQA's two configs, DIR/lmms-lab/GQA/<config>/testdev).
 Data with no hub copy (COCO-35L, SciCap) is read in its own layout from DIR/<name>/ by the

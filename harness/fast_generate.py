@@ -38,7 +38,7 @@ _RECOMPILE_LIMIT = 64       # graphs per decode step: batch buckets x cache-leng
 
 
 def allow_prebuilt_masks() -> None:
-    """Let `PaliGemmaModel.forward` take the mask dict that `generate` pre-builds for a static cache.
+    """Let `PaliGemmaModel.forward` take the mask dict `generate` pre-builds for a static cache.
 
     With a compilable cache, `generate` builds the masks itself (`create_masks_for_generate`): for
     a model with sliding-window layers (PaliGemma 2) a dict {"full_attention", "sliding_attention"}
@@ -215,7 +215,8 @@ class FastGenerator:
 
 
 def _pad_rows(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """Pads the batch dimension to `size` with copies of the last row (their outputs are dropped)."""
+    """Pads the batch dimension to `size` with copies of the last row (their outputs are
+    dropped)."""
     missing = size - tensor.shape[0]
     if missing <= 0:
         return tensor

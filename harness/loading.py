@@ -1,4 +1,4 @@
-"""`load_model`: any checkpoint spec to a loaded PaliGemmaModel, by the first loader that accepts it.
+"""`load_model`: any checkpoint spec to a loaded PaliGemmaModel, by the first loader taking it.
 
 Checkpoint formats are loaders tried in order (`LOADERS`): big_vision .npz files, then a
 transformers directory, hub id or embedded demo model.

@@ -395,7 +395,8 @@ def _vision_params(ckpt: NpzCheckpoint, v: dict[str, int]) -> Iterator[tuple[str
             yield f"{prefix}.encoder.layers.{i}.{target}", transform(to_tensor(layer))
     yield f"{prefix}.post_layernorm.weight", \
         to_tensor(ckpt.array("img/Transformer/encoder_norm/scale"))
-    yield f"{prefix}.post_layernorm.bias", to_tensor(ckpt.array("img/Transformer/encoder_norm/bias"))
+    yield f"{prefix}.post_layernorm.bias", \
+        to_tensor(ckpt.array("img/Transformer/encoder_norm/bias"))
     yield "model.multi_modal_projector.linear.weight", to_tensor(ckpt.array("img/head/kernel")).T
     yield "model.multi_modal_projector.linear.bias", to_tensor(ckpt.array("img/head/bias"))
 

@@ -48,7 +48,8 @@ def harness_version() -> dict[str, Any]:
     if root is not None:
         try:
             commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                                    capture_output=True, text=True, timeout=10).stdout.strip() or None
+                                    capture_output=True, text=True, timeout=10).stdout.strip()
+            commit = commit or None
             dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
                                         capture_output=True, text=True, timeout=10).stdout.strip())
         except (OSError, subprocess.SubprocessError):

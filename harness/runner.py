@@ -263,8 +263,9 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
                 pending = pool.submit(load_batch, model, prepared, batches[index + 1], loader)
             outputs = model.generate_prepared(inputs, settings["max_new_tokens"],
                                               settings["num_beams"]) if good else []
-            records = [{"key": key, "id": i, "input": fingerprints[i], "prompt": prepared.prompts[i],
-                        "prediction": out.text, **out.flags()} for i, out in zip(good, outputs)]
+            records = [{"key": key, "id": i, "input": fingerprints[i],
+                        "prompt": prepared.prompts[i], "prediction": out.text, **out.flags()}
+                       for i, out in zip(good, outputs)]
             records += [{"key": key, "id": i, "input": fingerprints[i], "error": reason}
                         for i, reason in bad.items()]
             store.append(records)

@@ -88,7 +88,8 @@ def breakdown(name: str, values: np.ndarray | list[float],
 
 
 def _resample_sums(arrays: list[np.ndarray], resamples: int, seed: int) -> list[np.ndarray]:
-    """Sums of each array over `resamples` bootstrap resamples of its indices (same indices for all)."""
+    """Sums of each array over `resamples` bootstrap resamples of its indices (the same indices
+    for all)."""
     n = len(arrays[0])
     rng = np.random.default_rng(seed)
     sums = [np.empty(resamples) for _ in arrays]

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class ScorerError(RuntimeError):
-    """A failure that stops scoring (bad key, no quota left after all retries); never holds a key."""
+    """A failure that stops scoring (bad key, no quota left after all retries); it never holds
+    a key."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class ScoreCache:
 
 
 class RateLimiter:
-    """At most `qps` request starts per second, spaced evenly (Perspective's quota is per second)."""
+    """At most `qps` request starts per second, spaced evenly (Perspective's quota is per
+    second)."""
 
     def __init__(self, qps: float) -> None:
         if qps <= 0:
@@ -142,8 +144,9 @@ class PerspectiveScorer:
     version = API_VERSION
 
     def __init__(self, url: str | None = None, qps: float = 1.0, timeout: float = 10.0,
-                 max_retries: int = 8, backoff: float = 1.0, attributes: tuple[str, ...] = ATTRIBUTES,
-                 seed: int | None = None, identity: str = "perspective-compatible") -> None:
+                 max_retries: int = 8, backoff: float = 1.0,
+                 attributes: tuple[str, ...] = ATTRIBUTES, seed: int | None = None,
+                 identity: str = "perspective-compatible") -> None:
         from googleapiclient import discovery
 
         key = os.environ.get(KEY_VARIABLE)

@@ -59,7 +59,8 @@ def test_avg34_is_the_mean_of_the_non_english_languages_and_avg_of_all():
     de = [("ein roter kreis", ["ein roter kreis", "roter kreis auf weiß"]),
           ("zwei blaue quadrate", ["zwei quadrate", "blaue quadrate"]),
           ("drei grüne dreiecke", ["drei grüne dreiecke", "grüne dreiecke auf grau"])]
-    zh = [("红色圆形", ["红色圆形", "一个红色圆形"]), ("蓝色正方形", ["两个蓝色正方形", "蓝色正方形"])]
+    zh = [("红色圆形", ["红色圆形", "一个红色圆形"]),
+          ("蓝色正方形", ["两个蓝色正方形", "蓝色正方形"])]
     rows = [*(("en", e) for e in en), *(("de", e) for e in de), *(("zh", e) for e in zh)]
     ids = [str(k) for k in range(len(rows))]
     targets = [{"references": refs, "language": lang} for lang, (_, refs) in rows]

@@ -44,7 +44,8 @@ def checkpoint(tmp_path_factory):
 
 
 @lru_cache(maxsize=8)
-def reference_model(folder, *, final_cap=None, window=None, attn_cap=CAPS["attn_logit_softcapping"]):
+def reference_model(folder, *, final_cap=None, window=None,
+                    attn_cap=CAPS["attn_logit_softcapping"]):
     config = AutoConfig.from_pretrained(folder)
     text = config.text_config
     text.final_logit_softcapping, text.attn_logit_softcapping = final_cap, attn_cap

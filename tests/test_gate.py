@@ -74,7 +74,8 @@ def test_missing_task_or_other_prompt_is_a_usage_error(runs, tmp_path):
     del results["tasks"]["mmvp"]
     (candidate / "results.json").write_text(json.dumps(results))
     done, _ = gate_cli(tmp_path, candidate, runs["good"], "--allow-mismatch")
-    assert done.returncode == 2 and "mmvp is in the baseline but not in the candidate" in done.stderr
+    assert done.returncode == 2
+    assert "mmvp is in the baseline but not in the candidate" in done.stderr
 
 
 def _synthetic_run(path: Path, correct: np.ndarray) -> Path:

@@ -21,7 +21,8 @@ IDS = ["1", "2", "3"]
 
 def test_cider_equals_pycocoevalcap_called_directly():
     tokenizer = PTBTokenizer()
-    gts = tokenizer.tokenize({i: [{"caption": c} for c in refs] for i, refs in zip(IDS, REFERENCES)})
+    gts = tokenizer.tokenize({i: [{"caption": c} for c in refs]
+                              for i, refs in zip(IDS, REFERENCES)})
     res = tokenizer.tokenize({i: [{"caption": p}] for i, p in zip(IDS, PREDICTIONS)})
     expected, per_image = Cider().compute_score(gts, res)
     scores, cider = caption_scores(PREDICTIONS, REFERENCES, IDS, meteor=False)

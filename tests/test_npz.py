@@ -95,7 +95,8 @@ def test_layers_stream_from_c_and_fortran_ordered_stacks(tmp_path):
     from paligemma_eval.harness.npz import NpzCheckpoint
 
     stack = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    np.savez(tmp_path / "m.npz", **{"params/img/a": stack, "params/llm/b": np.asfortranarray(stack)})
+    np.savez(tmp_path / "m.npz",
+             **{"params/img/a": stack, "params/llm/b": np.asfortranarray(stack)})
     checkpoint = NpzCheckpoint(str(tmp_path / "m.npz"))
     for name in ("img/a", "llm/b"):
         layers = list(checkpoint.layers(name))
@@ -247,7 +248,8 @@ def _npz_case(tmp_path, case: str) -> tuple[str, list[str]]:
 
 
 @pytest.mark.parametrize("case, message", [
-    ("wrong shape", "linear.bias has shape (65,)"), ("vocabulary larger than the base's", "vocabulary"),
+    ("wrong shape", "linear.bias has shape (65,)"),
+    ("vocabulary larger than the base's", "vocabulary"),
     ("no such base", "no such directory"), ("base without config", "no config.json"),
     ("base of the other family", "paligemma2"), ("missing part00", "missing part(s) [0]"),
 ])

@@ -56,7 +56,8 @@ def png_16bit_rgb(pixels: np.ndarray) -> bytes:
     raw = b"".join(b"\x00" + samples[row].tobytes() for row in range(height))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        checksum = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + checksum
 
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))

@@ -1,5 +1,6 @@
 """Fixtures for the test-server splits (questions and images, no answers), in the hub copies'
-schemas (the columns a test row carries): lmms-lab/VQAv2 test, lmms-lab/textvqa test, lmms-lab/VizWiz-VQA test."""
+schemas (the columns a test row carries): lmms-lab/VQAv2 test, lmms-lab/textvqa test,
+lmms-lab/VizWiz-VQA test."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ def vqav2_test(rng: random.Random) -> list[dict]:
 
 
 def textvqa_test(rng: random.Random) -> list[dict]:
-    return [{"question_id": qid, "question": q, "image_id": f"{qid:016x}", "image": _png(scene)} for qid, scene, q, _, _ in _qa(rng, ROWS)]
+    return [{"question_id": qid, "question": q, "image_id": f"{qid:016x}", "image": _png(scene)}
+            for qid, scene, q, _, _ in _qa(rng, ROWS)]
 
 
 def vizwiz_test(rng: random.Random) -> list[dict]:
     # the hub copy's question_id is the image's file name without ".jpg"
-    return [{"question_id": f"VizWiz_test_{qid:08d}", "question": q, "image": _png(scene)} for qid, scene, q, _, _ in _qa(rng, ROWS)]
+    return [{"question_id": f"VizWiz_test_{qid:08d}", "question": q, "image": _png(scene)}
+            for qid, scene, q, _, _ in _qa(rng, ROWS)]
 
 
 FIXTURES = {

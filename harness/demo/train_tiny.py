@@ -96,7 +96,8 @@ def build_config(family: str, processor: PaliGemmaProcessor) -> PaliGemmaConfig:
         text = GemmaConfig(num_key_value_heads=1, **text_kwargs)
     else:
         text = Gemma2Config(num_key_value_heads=1, query_pre_attn_scalar=32, sliding_window=512,
-                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0, **text_kwargs)
+                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+                            **text_kwargs)
     return PaliGemmaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
                            image_token_index=processor.image_token_id, vocab_size=vocab,
                            projection_dim=64, pad_token_id=0)

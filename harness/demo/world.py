@@ -96,7 +96,8 @@ def questions(scene: Scene) -> list[tuple[str, str, str]]:
 
 def yes_no_question(scene: Scene, rng: random.Random) -> tuple[str, str]:
     """A POPE-style existence question, answered yes half of the time."""
-    asked = scene.shape if rng.random() < 0.5 else rng.choice([s for s in SHAPES if s != scene.shape])
+    others = [s for s in SHAPES if s != scene.shape]
+    asked = scene.shape if rng.random() < 0.5 else rng.choice(others)
     return f"is there a {asked} in the image?", "yes" if asked == scene.shape else "no"
 
 

@@ -1,12 +1,12 @@
 """Captioning metrics with pycocoevalcap, exactly as the COCO caption server computes them.
 
 References and predictions both go through the PTB tokenizer (Stanford CoreNLP, needs Java), then
-the scorers. pycocoevalcap's `Cider` is CIDEr-D, the COCO server's CIDEr. Corpus CIDEr is the mean of
-per-image scores given the document frequencies of the whole reference set, so intervals come from
-a bootstrap over images with those frequencies held fixed (stated in the results' notes). BLEU-4
-is corpus-level: its interval re-sums the per-image n-gram counts and lengths over resampled
-images, with pycocoevalcap's own formula. METEOR's corpus score comes from the Java scorer and
-is reported as a point value.
+the scorers. pycocoevalcap's `Cider` is CIDEr-D, the COCO server's CIDEr. Corpus CIDEr is the mean
+of per-image scores given the document frequencies of the whole reference set, so intervals come
+from a bootstrap over images with those frequencies held fixed (stated in the results' notes).
+BLEU-4 is corpus-level: its interval re-sums the per-image n-gram counts and lengths over resampled
+images, with pycocoevalcap's own formula. METEOR's corpus score comes from the Java scorer and is
+reported as a point value.
 """
 
 from __future__ import annotations

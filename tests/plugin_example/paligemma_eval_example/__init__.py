@@ -13,4 +13,5 @@ def tasks():
     return [Task(name="example_plugin_vqa", source=DatasetSource("lmms-lab/VQAv2", "validation"),
                  prompt="answer en {question}", target=lambda row: row["multiple_choice_answer"],
                  scorer=exact_match, columns=("question", "multiple_choice_answer"),
-                 id_column="question_id", metric="exact_match", description="plugin example: exact match")]
+                 id_column="question_id", metric="exact_match",
+                 description="plugin example: exact match")]
