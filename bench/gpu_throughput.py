@@ -228,21 +228,31 @@ def compare_paths(label: str, key: str, model: PaliGemmaModel, task: Any, data_d
     agreement."""
     figures, answers = {}, {}
     for path in PATHS:
-        if path == "fast":   # warm-up: the first call compiles this bucket
-            runner(model, task, data_dir, batch_size, batch_size, path)
-        reset_peak()
-        started = time.perf_counter()
-        answers[path] = runner(model, task, data_dir, n, batch_size, path)
-        synchronize()
+        try:
+            if path == "fast":   # warm-up: the first call compiles this bucket
+                runner(model, task, data_dir, batch_size, batch_size, path)
+            reset_peak()
+            started = time.perf_counter()
+            answers[path] = runner(model, task, data_dir, n, batch_size, path)
+            synchronize()
+        except Exception as error:
+            if path == "plain" or isinstance(error, torch.cuda.OutOfMemoryError):
+                raise
+            # a fast path that fails (a compiler on another torch) must not cost the plain figure
+            figures[path] = {"failed": f"{type(error).__name__}: {first_line(error)}"}
+            continue
         rate = n / (time.perf_counter() - started)
         figures[path] = {"examples_per_s": rate, "of_limit": rate / limit, "peak_gib": peak_gib()}
+    plain, fast = figures["plain"], figures["fast"]
+    line = f"{label}: limit {limit:7.1f} ex/s | plain {plain['examples_per_s']:7.2f} ex/s " \
+           f"({plain['of_limit']:5.1%}), {plain['peak_gib']:5.1f} GiB | fast "
+    if "failed" in fast:
+        figures.update(limit_examples_per_s=limit, agreement=None)
+        report(key, figures, line + f"failed: {fast['failed']}")
+        return
     same = sum(answers["fast"].get(i) == p for i, p in answers["plain"].items())
     figures.update(limit_examples_per_s=limit, agreement=same / max(len(answers["plain"]), 1))
-    plain, fast = figures["plain"], figures["fast"]
-    report(key, figures,
-           f"{label}: limit {limit:7.1f} ex/s | plain {plain['examples_per_s']:7.2f} ex/s "
-           f"({plain['of_limit']:5.1%}), {plain['peak_gib']:5.1f} GiB | fast "
-           f"{fast['examples_per_s']:7.2f} ex/s ({fast['of_limit']:5.1%}), "
+    report(key, figures, line + f"{fast['examples_per_s']:7.2f} ex/s ({fast['of_limit']:5.1%}), "
            f"{fast['peak_gib']:5.1f} GiB | agreement {same}/{len(answers['plain'])}")
 
 
@@ -322,6 +332,10 @@ def vllm_section() -> None:
           "run `paligemma-eval run --backend vllm` on a real checkpoint", flush=True)
 
 
+def first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:300] if str(error) else ""
+
+
 def section(name: str, budget: Budget, need: float, work: Callable[[], Any]) -> None:
     if budget.left() < need:
         print(f"{name}: skipped (time budget: {budget.left():.0f} s left, needs ~{need:.0f})",
@@ -330,8 +344,7 @@ def section(name: str, budget: Budget, need: float, work: Callable[[], Any]) -> 
     try:
         work()
     except Exception as error:  # one failed measurement must not cost the others
-        message = str(error).splitlines()[0][:300] if str(error) else ""
-        print(f"{name}: failed: {type(error).__name__}: {message}", flush=True)
+        print(f"{name}: failed: {type(error).__name__}: {first_line(error)}", flush=True)
 
 
 def main() -> None:
