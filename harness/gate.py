@@ -4,7 +4,8 @@ A gate compares a candidate run with a baseline run (or the cards' published num
 metric. A metric regresses when it moved the wrong way by more than the policy allows and, when
 the policy asks for it (the default), the move is significant: the paired bootstrap interval of
 the difference over the examples both runs share excludes zero. Exit status: 0 nothing regressed,
-1 something did, 2 the runs cannot be compared (missing task, other data, prompt or decoding).
+1 something did, 2 the gate cannot judge (missing task, other data, prompt or decoding, a gated
+metric undefined in either run).
 
 Policy (TOML), every key optional:
 
@@ -378,8 +379,14 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
             higher = entry.get("higher_is_better", baseline.tasks[task]["metrics"][metric].get(
                 "higher_is_better", True))
             base_value = baseline.tasks[task]["metrics"][metric]["value"]
-            if base_value is None or entry["value"] is None:
-                continue  # undefined in one run (e.g. precision with no positive prediction)
+            undefined = [side for side, value in (("baseline", base_value),
+                                                  ("candidate", entry["value"])) if value is None]
+            if undefined:   # a candidate that never answers "yes" has no precision: no pass
+                raise GateInputError(
+                    f"{task}: {metric} is undefined in the {' and the '.join(undefined)} (null: "
+                    f"no example it is defined on, e.g. precision with no positive prediction), "
+                    f"so the gate cannot judge it; gate other metrics (policy `metrics`) or "
+                    f"leave the task out (--tasks)")
             allowed = max(rules["max_drop"], rules["max_drop_relative"] * abs(base_value)) \
                 if higher else rules["max_rise"]
             comparison = compare_metric(baseline, candidate, task, metric, resamples, seed)
@@ -523,8 +530,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         check_policy(policy, baseline, candidate)
         checks = gate(candidate, baseline, policy, args.allow_mismatch, args.bootstrap, args.seed)
         if not checks:
-            raise GateInputError("no metric could be checked (nothing shared, or every value "
-                                 "undefined): the gate cannot pass on nothing")
+            raise GateInputError("no metric could be checked (no task shared): the gate "
+                                 "cannot pass on nothing")
     except (GateInputError, InputError) as error:   # InputError: a file that cannot be read
         message = printable(error).splitlines()[0] if str(error) else "gate input error"
         print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
@@ -566,7 +573,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             continue
         for metric, entry in a.tasks[task]["metrics"].items():
             other = b.tasks[task]["metrics"].get(metric)
-            if other is None or entry["value"] is None or other["value"] is None:
+            if other is None:
+                continue
+            undefined = [run for run, e in (("A", entry), ("B", other)) if e["value"] is None]
+            if undefined:
+                print(f"{printable(task + '/' + metric):<40} not compared: undefined in run "
+                      f"{' and run '.join(undefined)} (null)")
                 continue
             c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
             ci = c.get("ci95")

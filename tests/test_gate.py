@@ -186,6 +186,28 @@ def test_broken_results_files_exit_2_not_1(runs, tmp_path, damage, message):
     assert ElementTree.parse(junit).getroot().get("errors") == "1"
 
 
+def test_a_metric_undefined_in_either_run_is_not_passed_silently(runs, tmp_path):
+    """POPE's precision is null when a run never answers "yes": the gate cannot judge it."""
+    undefined = tmp_path / "undefined"
+    shutil.copytree(runs["good"], undefined)
+    results = json.loads((undefined / "results.json").read_text())
+    results["tasks"]["vqav2_val"]["metrics"]["accuracy"].update(value=None, ci95=None)
+    (undefined / "results.json").write_text(json.dumps(results))
+    for candidate, baseline, side in ((undefined, runs["good"], "candidate"),
+                                      (runs["good"], undefined, "baseline")):
+        done, junit = gate_cli(tmp_path, candidate, baseline)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"vqav2_val: accuracy is undefined in the {side}" in done.stderr
+        assert ElementTree.parse(junit).getroot().get("errors") == "1"
+    done, _ = gate_cli(tmp_path, undefined, runs["good"], "--tasks", "pope_random,mmvp")
+    assert done.returncode == 0, done.stdout + done.stderr
+    compared = subprocess.run(cli("compare", str(runs["good"]), str(undefined), "--bootstrap",
+                                  "10"), capture_output=True, text=True)
+    assert compared.returncode == 0
+    assert "vqav2_val/accuracy" in compared.stdout and \
+        "not compared: undefined in run B (null)" in compared.stdout
+
+
 def test_tasks_narrows_gate_and_compare_and_compare_warns(runs, tmp_path):
     done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--tasks", "mmvp")
     cases = list(ElementTree.parse(junit).getroot())
