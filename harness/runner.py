@@ -72,6 +72,7 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
     if task.select_rows is not None:   # before --limit: the first N of the split itself
         kept, selection = task.select_rows(rows[task.id_column])
         rows = rows.select(kept)
+    split_rows = len(rows)   # recorded: a --limit that cut the split makes no card number
     rows = rows.select(range(min(limit, len(rows)))) if limit else rows
     meta = rows.remove_columns([c for c in task.image_columns if c in rows.column_names])
     sizes = image_sizes(rows, task.image_column) if task.image_size else None
@@ -96,7 +97,8 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
             except (KeyError, TypeError, ValueError, IndexError) as error:
                 prompts.pop(example_id, None)
                 failed[example_id] = f"bad row: {type(error).__name__}: {error}"
-    provenance = {**loaded.provenance, "limit": limit, "num_examples": len(ids),
+    provenance = {**loaded.provenance, "limit": limit, "split_rows": split_rows,
+                  "num_examples": len(ids),
                   **({"selection": selection} if selection else {})}
     return Prepared(task, rows, ids, prompts, targets, failed, provenance, row_of)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.reports.published import subset_of_split
 
 # Hugging Face task types (the hub's pipeline tags) per task group
 TASK_TYPES = {"vqa": "visual-question-answering", "anls": "visual-question-answering",
@@ -60,7 +61,8 @@ def _version() -> str:
 
 
 def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
-    """One huggingface_hub EvalResult per (task, metric) with a value."""
+    """One huggingface_hub EvalResult per (task, metric) with a value, for every task that ran on
+    its whole split: a card entry names the split, so a --limit subset's number is left out."""
     from huggingface_hub import EvalResult
 
     source = {"source_name": f"paligemma-eval {_version()} (self-reported)",
@@ -68,6 +70,10 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
     found = []
     for name, result in document["tasks"].items():
         dataset = result.get("dataset") or {}
+        if (subset := subset_of_split(dataset)) is not None:
+            print(f"export: {name} left out ({subset}, not the split the entry would name)",
+                  file=sys.stderr)
+            continue
         rule = f" ({result['rule']})" if result.get("rule") else ""
         for metric, entry in (result.get("metrics") or {}).items():
             if not isinstance(entry, dict) or entry.get("value") is None:
@@ -89,7 +95,7 @@ def model_index(document: dict[str, Any], model_name: str | None,
 
     results = eval_results(document, source_url)
     if not results:
-        raise UsageError("the run has no metric values to export")
+        raise UsageError("the run has no metric values to export (of a whole split)")
     name = model_name or (document.get("model") or {}).get("id") or "model"
     return ModelCardData(model_name=name, eval_results=results).to_yaml().rstrip("\n") + "\n"
 
@@ -113,6 +119,8 @@ def benchmark_entries(document: dict[str, Any], benchmarks: list[str],
         if entry.get("value") is None:
             raise UsageError(f"--benchmark {spec!r}: {task} has no value for metric {metric!r}")
         dataset = result.get("dataset") or {}
+        if (subset := subset_of_split(dataset)) is not None:
+            raise UsageError(f"--benchmark {spec!r}: {task} ran on part of its split ({subset})")
         files.setdefault(task, []).extend(eval_result_entries_to_yaml([EvalResultEntry(
             dataset_id=parts[0], task_id=parts[1], value=entry["value"],
             dataset_revision=dataset.get("resolved_revision") or dataset.get("revision"),

@@ -22,6 +22,16 @@ def load() -> dict[str, Any]:
     return json.loads(PATH.read_text())
 
 
+def subset_of_split(dataset: dict[str, Any]) -> str | None:
+    """What part of its split a result covers when --limit cut it, else None. A file from before
+    `split_rows` was recorded counts as cut: it cannot show that it was not."""
+    limit, rows = dataset.get("limit"), dataset.get("split_rows")
+    if not limit or (rows is not None and rows <= limit):
+        return None
+    return f"--limit {limit}: the first {limit} " + \
+        (f"of the split's {rows} rows" if rows is not None else "rows of the split")
+
+
 def value(benchmark: str, variant: str) -> tuple[float, str] | None:
     """(published value, card) for a card row label and a variant column, if the card has one."""
     for row in load()["benchmarks"]:
@@ -211,6 +221,9 @@ def card_pairing(task: str, metric: str, model: dict[str, Any] | None,
         if selection.get("complete") is False:
             reasons.append(f"no card number: the split was derived from {selection['from_rows']}"
                            f" of {selection['expected_rows']} rows, so it is not the card's")
+            continue
+        if (subset := subset_of_split(dataset)) is not None:
+            reasons.append(f"no card number: {subset}, not the card's whole split")
             continue
         if (flag := trained_on(task, model)) is not None:
             reasons.append(f"no card number: {flag}")

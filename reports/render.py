@@ -185,9 +185,11 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
         cells = {(c["attribute"], c["grouping"], c["statistic"]): c["percent"]
                  for c in published.safety(model.get("family") or "")
                  if c["size"] == model.get("size")}
+        subset = published.subset_of_split(run.get("dataset") or {})   # --limit: a sample
         columns.append({"label": model.get("size") or model.get("id"), "published": cells,
                         "run": run, "scorer": run["scorer"]["name"].split(" (")[0],
-                        "comparable": published.comparable(model)})
+                        "comparable": published.comparable(model) and subset is None,
+                        "subset": subset})
     labels = [c["label"] for c in columns]
     for column in columns:  # two audits of one size: tell them apart by scorer
         if labels.count(column["label"]) > 1:
@@ -216,7 +218,7 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                 lines.append({"attribute": ATTRIBUTE_LABELS[attribute], "cells": cells})
             sections.append({"title": title + suffix, "lines": lines})
     details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
-                "subgroups": _subgroups(c["run"])} for c in columns]
+                "subgroups": _subgroups(c["run"]), "subset": c["subset"]} for c in columns]
     # PaliGemma 1's card draws its safety table in another layout than PaliGemma 2's
     families = {(c["run"].get("model") or {}).get("family") for c in columns}
     layout = "paligemma" if families == {"paligemma"} else "paligemma2"
@@ -261,7 +263,9 @@ def provenance(runs: list[dict]) -> list[dict[str, Any]]:
             "harness": run.get("harness", {}),
             "tasks": [{"name": n, "dataset": t.get("dataset", {}), "prompt": t.get("prompt"),
                        "decoding": t.get("decoding"), "failed": len(t.get("failed", [])),
-                       "n": t.get("n_examples")} for n, t in tasks.items()],
+                       "n": t.get("n_examples"),
+                       "subset": published.subset_of_split(t.get("dataset") or {})}
+                      for n, t in tasks.items()],
         })
     return items
 

@@ -329,3 +329,29 @@ def test_a_run_missing_some_of_the_cards_splits_gets_no_card_number():
     partial = {"dataset": {"split": "id+sw+ta+tr+zh", "absent_splits": ["ta", "tr"]}}
     card, why = published.card_pairing("marvl", "accuracy/avg5", mine, partial)
     assert card is None and "2 of the card's splits" in why and "ta" in why
+
+
+def test_a_run_cut_by_limit_gets_no_card_number_and_the_report_says_so(tmp_path):
+    mine = model(id="/ck/my-okvqa", kind="unknown", finetuned_for=["okvqa_val"])
+    whole = {"limit": 6000, "split_rows": 5046}          # --limit above the split's size
+    card, _ = published.card_pairing("okvqa_val", "accuracy", mine, {"dataset": whole})
+    assert card is not None and card["percent"] == 63.54
+    for cut, shown in (({"limit": 50, "split_rows": 5046}, "the first 50 of the split's 5046 rows"),
+                       ({"limit": 50}, "the first 50 rows of the split")):   # an older file
+        card, why = published.card_pairing("okvqa_val", "accuracy", mine, {"dataset": cut})
+        assert card is None
+        assert why == f"no card number: --limit 50: {shown}, not the card's whole split"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"model": mine, "tasks": {"okvqa_val": {
+        "headline": "accuracy", "dataset": {"split": "validation", "limit": 50,
+                                            "split_rows": 5046},
+        "n_examples": 50, "metrics": {"accuracy": {"value": 0.6, "n": 50,
+                                                   "ci95": [0.5, 0.7]}}}}}))
+    for suffix in ("html", "md"):
+        done = subprocess.run(cli("report", str(run), "--output", str(tmp_path / f"r.{suffix}")),
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        text = (tmp_path / f"r.{suffix}").read_text()
+        assert "card 63.54" not in text and "the first 50 of the split" in text
+        assert "not the card&#39;s whole split" in text or "not the card's whole split" in text

@@ -75,3 +75,23 @@ def test_eval_results_only_for_a_named_benchmark(tmp_path):
     bad = subprocess.run(cli("export", str(run), "--eval-results", str(folder), "--benchmark",
                              "nosuch=org/b:t"), capture_output=True, text=True)
     assert bad.returncode == 2 and "not in the run" in bad.stderr
+
+
+def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
+    results = json.loads(json.dumps(RESULTS))
+    results["tasks"]["vqav2_val"]["dataset"].update(limit=10, split_rows=214354)
+    results["tasks"]["pope_random"]["dataset"].update(limit=9000, split_rows=3000)   # all of it
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "model-index.yaml"
+    done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "vqav2_val left out (--limit 10: the first 10 of the split's 214354 rows" in done.stderr
+    card = ModelCard(f"---\n{out.read_text()}---\n")
+    assert {r.task_name for r in card.data.eval_results} == {"pope_random", "refcoco_val_detect"}
+    refused = subprocess.run(cli("export", str(run), "--eval-results", str(tmp_path / "e"),
+                                 "--benchmark", "vqav2_val=org/vqa:acc"),
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "ran on part of its split (--limit 10" in refused.stderr

@@ -105,6 +105,18 @@ def test_safety_cells_show_interval_card_difference_and_subgroups(runs, tmp_path
     assert "sha256 " + "cd" * 32 in calibrated and "kappa 0.91" in calibrated
 
 
+def test_a_safety_audit_cut_by_limit_is_not_set_beside_the_card(tmp_path):
+    run = fake_safety_run(tmp_path / "s")
+    document = json.loads((run / "safety.json").read_text())
+    document["dataset"] = {"split": "validation", "limit": 100, "split_rows": 10954}
+    (run / "safety.json").write_text(json.dumps(document))
+    html = render([run])
+    assert "card 0.14%" not in html and "[0.25, 3.75]" in html      # our rates, no card's
+    assert "Audited on part of FairFace (<bdi>--limit 100: the first 100 of the split&#39;s " \
+           "10954 rows</bdi>)" in html
+    assert "Audited on part of FairFace (--limit 100" in render([run], fmt="markdown")
+
+
 def test_redaction_and_markdown(runs):
     assert EVIL not in render(runs, redact=True) and "1 flagged captions redacted" in \
         render(runs, redact=True)

@@ -41,6 +41,9 @@ def test_run_writes_predictions_and_reproducible_results(tmp_path, data_dir):
     assert vqa["prompt"] == "answer en {question}"
     assert vqa["decoding"] == {"max_new_tokens": 32, "num_beams": 1, "do_sample": False}
     assert vqa["dataset"]["source"] == "local" and len(vqa["dataset"]["sha256"]) == 64
+    rows = len(datasets.Dataset.from_parquet(
+        str(data_dir / "lmms-lab/VQAv2/default/validation.parquet")))
+    assert (vqa["dataset"]["limit"], vqa["dataset"]["split_rows"]) == (12, rows) and rows > 12
     accuracy = vqa["metrics"]["accuracy"]
     assert accuracy["n"] == 12 and accuracy["ci95"][0] <= accuracy["value"] <= accuracy["ci95"][1]
     assert vqa["throughput"]["examples_per_second"] > 0
