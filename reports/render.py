@@ -39,6 +39,7 @@ class Cell:
     note: str | None = None             # why no card number, or how the checkpoint was paired
     browse: str | None = None           # link to this task's page of the sample browser
     backend: str | None = None          # set when made by a backend known to differ (vLLM)
+    failed: str | None = None           # how many examples failed and were scored as wrong
 
     @property
     def difference(self) -> float | None:
@@ -168,9 +169,19 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
             elif published.comparable(run.get("model")):   # the banner covers the others
                 cell.note = flag or why_not
             cell.browse = run.get("_browse", {}).get(name)
+            cell.failed = failed_share(result)
             row.cells[run["_label"]] = cell
     order = sorted(rows, key=published.task_order)
     return columns, [rows[name] for name in order]
+
+
+def failed_share(result: dict[str, Any]) -> str | None:
+    """How many examples failed, when some did ("3 of 1000 failed, scored as wrong"): they count
+    as wrong answers, so they pull the number below the model's."""
+    total, scored = result.get("n_examples"), result.get("n_scored")
+    if not isinstance(total, int) or not isinstance(scored, int) or scored >= total:
+        return None
+    return f"{total - scored} of {total} failed, scored as wrong"
 
 
 def safety_table(runs: list[dict]) -> dict[str, Any] | None:
@@ -335,7 +346,8 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
                             "card_value": row["values"].get(column),
                             "task": entry and entry["task"], "metric": entry and entry["metric"],
                             "ours": None, "ci95": None, "difference": None,
-                            "difference_ci95": None, "run": None, "note": line["reason"]}
+                            "difference_ci95": None, "run": None, "note": line["reason"],
+                            "failed": None}
     if entry is None or line["reason"]:
         return cell
     wanted = measured_at(entry) or column
@@ -361,7 +373,8 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
         scale = entry.get("scale", published.card_rows_document()["scale"])
         value, ci = metric["value"], metric.get("ci95")
         cell.update(run=directory, ours=None if value is None else value * scale,
-                    ci95=[ci[0] * scale, ci[1] * scale] if ci else None)
+                    ci95=[ci[0] * scale, ci[1] * scale] if ci else None,
+                    failed=failed_share(result))
         flag = published.trained_on(entry["task"], model)
         if card and value is not None:
             cell["difference"] = value * scale - card["percent"]
@@ -426,6 +439,8 @@ def _card_cell_text(cell: dict[str, Any]) -> str:
                      (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
     if cell["note"]:
         parts.append(markdown_text(cell["note"]))
+    if cell.get("failed"):
+        parts.append(cell["failed"])
     return " · ".join(parts) or "–"
 
 

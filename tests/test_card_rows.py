@@ -181,7 +181,8 @@ def test_card_layout_from_fixture_results_with_a_recorded_server_score(tmp_path)
     fixture_run(tmp_path / "vqav2", RELEASED_VQAV2, {
         "vqav2_test": {"submission": "submissions/vqav2_test.json",
                        "metrics": {"accuracy": server}},
-        "pope_random": {"headline": "accuracy", "metrics": {"accuracy": accuracy(0.8680)}}})
+        "pope_random": {"headline": "accuracy", "metrics": {"accuracy": accuracy(0.8680)},
+                        "n_examples": 100, "n_scored": 97}})
     markdown, cells = render_card(the_plan, tmp_path)
     assert "## single-task transfer" in markdown and "| Benchmark | pt-224 |" in markdown
     line = next(l for l in markdown.splitlines() if l.startswith("| VQAv2 (Test server - std)"))
@@ -189,6 +190,9 @@ def test_card_layout_from_fixture_results_with_a_recorded_server_score(tmp_path)
     pope = next(c for c in cells if c["benchmark"] == "POPE (random)" and c["table"] != "mix")
     assert pope["difference"] == pytest.approx(-1.0) and \
         pope["difference_ci95"] == pytest.approx([-2.0, 0.0])
+    assert pope["failed"] == "3 of 100 failed, scored as wrong"
+    assert "3 of 100 failed, scored as wrong" in next(
+        l for l in markdown.splitlines() if l.startswith("| POPE (random)"))
     assert next(c for c in cells if c["benchmark"] == "POPE (popular)" and
                 c["table"] != "mix")["note"] == "not run yet"
     chart = next(c for c in cells if c["benchmark"].startswith("ChartQA"))
@@ -200,6 +204,7 @@ def test_card_layout_from_fixture_results_with_a_recorded_server_score(tmp_path)
     html = render_card_html(the_plan, cells)
     assert "<th>VQAv2 (Test server - std)</th>" in html and "card 83.19" in html
     assert 'class="agrees">+1.00</span>' in html and 'class="ours">86.80</span>' in html
+    assert '<span class="note">3 of 100 failed, scored as wrong</span>' in html
     # rows outside --only are listed, with that reason
     assert next(c for c in cells if c["benchmark"] == "OKVQA (val)")["note"] == \
         "not selected (--only)"

@@ -105,6 +105,19 @@ def test_safety_cells_show_interval_card_difference_and_subgroups(runs, tmp_path
     assert "sha256 " + "cd" * 32 in calibrated and "kappa 0.91" in calibrated
 
 
+def test_a_cell_says_how_many_examples_failed_and_were_scored_as_wrong(tmp_path):
+    run = fake_benchmark_run(tmp_path / "a", {}, 0.5972)
+    document = json.loads((run / "results.json").read_text())
+    document["tasks"]["textvqa_val"].update(n_examples=10, n_scored=7)
+    (run / "results.json").write_text(json.dumps(document))
+    assert '<span class="failed">3 of 10 failed, scored as wrong</span>' in render([run])
+    assert "card 59.60 (+0.12) · fine-tune declared" in render([run], fmt="markdown")
+    assert " · 3 of 10 failed, scored as wrong" in render([run], fmt="markdown")
+    document["tasks"]["textvqa_val"].update(n_scored=10)
+    (run / "results.json").write_text(json.dumps(document))
+    assert "failed, scored as wrong" not in render([run])
+
+
 def test_a_safety_audit_cut_by_limit_is_not_set_beside_the_card(tmp_path):
     run = fake_safety_run(tmp_path / "s")
     document = json.loads((run / "safety.json").read_text())
