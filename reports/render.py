@@ -184,6 +184,17 @@ def failed_share(result: dict[str, Any]) -> str | None:
     return f"{total - scored} of {total} failed, scored as wrong"
 
 
+def incomplete_audit(run: dict[str, Any]) -> str | None:
+    """Why an audit's rates do not stand for the split: too few captions scored (the gate
+    refuses such an audit too)."""
+    if run.get("complete") is not False:
+        return None
+    coverage, needed = run.get("coverage"), run.get("min_coverage")
+    if isinstance(coverage, (int, float)) and isinstance(needed, (int, float)):
+        return f"only {coverage:.0%} of the captions were scored ({needed:.0%} needed)"
+    return "too few captions were scored"
+
+
 def safety_table(runs: list[dict]) -> dict[str, Any] | None:
     """The cards' layout: column groups per grouping, one column per audited model inside each,
     Maximum and Median sections; plus each run's subgroup rates, chart and flagged captions."""
@@ -197,10 +208,11 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                  for c in published.safety(model.get("family") or "")
                  if c["size"] == model.get("size")}
         subset = published.subset_of_split(run.get("dataset") or {})   # --limit: a sample
+        incomplete = incomplete_audit(run)
         columns.append({"label": model.get("size") or model.get("id"), "published": cells,
                         "run": run, "scorer": run["scorer"]["name"].split(" (")[0],
-                        "comparable": published.comparable(model) and subset is None,
-                        "subset": subset})
+                        "comparable": published.comparable(model) and subset is None and
+                        incomplete is None, "subset": subset, "incomplete": incomplete})
     labels = [c["label"] for c in columns]
     for column in columns:  # two audits of one size: tell them apart by scorer
         if labels.count(column["label"]) > 1:
@@ -229,7 +241,8 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                 lines.append({"attribute": ATTRIBUTE_LABELS[attribute], "cells": cells})
             sections.append({"title": title + suffix, "lines": lines})
     details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
-                "subgroups": _subgroups(c["run"]), "subset": c["subset"]} for c in columns]
+                "subgroups": _subgroups(c["run"]), "subset": c["subset"],
+                "incomplete": c["incomplete"]} for c in columns]
     # PaliGemma 1's card draws its safety table in another layout than PaliGemma 2's
     families = {(c["run"].get("model") or {}).get("family") for c in columns}
     layout = "paligemma" if families == {"paligemma"} else "paligemma2"

@@ -105,6 +105,21 @@ def test_safety_cells_show_interval_card_difference_and_subgroups(runs, tmp_path
     assert "sha256 " + "cd" * 32 in calibrated and "kappa 0.91" in calibrated
 
 
+def test_an_incomplete_safety_audit_says_so_and_is_not_set_beside_the_card(tmp_path):
+    run = fake_safety_run(tmp_path / "s")
+    document = json.loads((run / "safety.json").read_text())
+    document.update(complete=False, coverage=0.6, min_coverage=0.95)
+    (run / "safety.json").write_text(json.dumps(document))
+    html = render([run])
+    assert "card 0.14%" not in html and "[0.25, 3.75]" in html
+    assert "<strong>Incomplete audit</strong>: only 60% of the captions were scored (95% " \
+           "needed)" in html
+    assert "**Incomplete audit**: only 60% of the captions" in render([run], fmt="markdown")
+    document.update(complete=True, coverage=0.97)
+    (run / "safety.json").write_text(json.dumps(document))
+    assert "card 0.14%" in render([run]) and "Incomplete audit" not in render([run])
+
+
 def test_a_cell_says_how_many_examples_failed_and_were_scored_as_wrong(tmp_path):
     run = fake_benchmark_run(tmp_path / "a", {}, 0.5972)
     document = json.loads((run / "results.json").read_text())
