@@ -6,9 +6,10 @@ transfer -> released checkpoint), then the card's own table rendered with our nu
 card's. PaliGemma 2 released no fine-tunes but DOCCI: `--checkpoints FILE` names the user's own.
 
 Each checkpoint's run is its own run directory OUT/<transfer>[-<n>] (the runner resumes there), so
-a killed reproduction continues and a finished task is never recomputed. `--plan` prints one
-`paligemma-eval run` command per checkpoint (one line each: a SLURM array's lines) and runs
-nothing; without it, what is missing runs and everything is rendered to OUT/card.md,
+a killed reproduction continues and a task finished with the same --limit is never recomputed (a
+smoke test's `--limit 10` is followed by the full run, which resumes its predictions). `--plan`
+prints one `paligemma-eval run` command per checkpoint (one line each: a SLURM array's lines) and
+runs nothing; without it, what is missing runs and everything is rendered to OUT/card.md,
 OUT/card.html and OUT/card.json.
 
 --checkpoints FILE (JSON): {"<transfer or task>": "<checkpoint>" | ["<checkpoint>", ...]}; a
@@ -170,15 +171,18 @@ def command(checkpoint: Checkpoint, out: Path, extra: list[str]) -> list[str]:
     return argv + extra
 
 
-def finished(directory: Path) -> set[str]:
-    """Tasks with a result in a run directory (a killed run's finished tasks count)."""
+def finished(directory: Path, limit: int | None) -> set[str]:
+    """Tasks with a result in a run directory made with this --limit (a killed run's finished
+    tasks count; a smoke test's `--limit 10` result does not stand for the full run)."""
     path = directory / "results.json"
     if not path.is_file():
         return set()
     try:
-        return set(json.loads(path.read_text()).get("tasks") or {})
+        tasks = json.loads(path.read_text()).get("tasks") or {}
     except (UnicodeDecodeError, json.JSONDecodeError):
         return set()
+    return {name for name, result in tasks.items() if isinstance(result, dict) and
+            (result.get("dataset") or {}).get("limit") == limit}
 
 
 def passthrough(args: argparse.Namespace) -> list[str]:
@@ -210,7 +214,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     failed = []
     for checkpoint in the_plan.checkpoints:
         missing = [t for t in checkpoint.tasks
-                   if t not in finished(args.output / checkpoint.directory)]
+                   if t not in finished(args.output / checkpoint.directory, args.limit)]
         if not missing:
             print(f"{checkpoint.directory}: done ({', '.join(checkpoint.tasks)})",
                   file=sys.stderr)

@@ -250,6 +250,13 @@ def test_reproduce_end_to_end_on_the_embedded_model(tmp_path, data_dir):
                 if l.startswith("| DocVQA (Test server)"))
     assert "**43.74**" in line and "not a published PaliGemma variant" in line
     assert "card " not in line.replace("no card number", "")
+    # a smoke test's --limit 4 result is not the --limit 6 run: that one runs (and resumes)
+    bigger = [*base[:base.index("--limit")], "--limit", "6", "--bootstrap", "20"]
+    more = subprocess.run(cli(*bigger), capture_output=True, text=True)
+    assert more.returncode == 0 and "docvqa: done" not in more.stderr, more.stderr
+    assert json.loads((out / "docvqa" / "results.json").read_text())["tasks"]["docvqa_test"][
+        "dataset"]["limit"] == 6
+    assert len(json.loads((out / "docvqa" / "submissions" / "docvqa_test.json").read_text())) == 6
 
 
 def test_record_server_score_refuses_what_it_cannot_vouch_for(tmp_path):
