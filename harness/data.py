@@ -26,7 +26,7 @@ from PIL import Image
 
 from paligemma_eval.harness import images
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import DatasetSource
+from paligemma_eval.harness.registry import SPLIT_COLUMN, DatasetSource
 
 
 @dataclass
@@ -129,9 +129,6 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
         raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
     return LoadedData(rows, provenance)
-
-
-SPLIT_COLUMN = "source_split"   # the usual `split_column`: the split a row was read from
 
 
 def load(source: DatasetSource, data_dir: Path | None, image_columns: tuple[str, ...] | str | None,

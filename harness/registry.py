@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "paligemma_eval.tasks"
 
 Row = Mapping[str, Any]
+SPLIT_COLUMN = "source_split"   # the usual `split_column`: the split a row was read from
 
 
 @dataclass(frozen=True)

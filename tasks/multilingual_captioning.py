@@ -31,9 +31,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from paligemma_eval.harness.data import SPLIT_COLUMN
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import DatasetSource, Task, register
+from paligemma_eval.harness.registry import SPLIT_COLUMN, DatasetSource, Task, register
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.captioning import caption_task
 from paligemma_eval.tasks.metrics.captioning import cider_per_group, explain_cider

@@ -15,8 +15,7 @@ Hub copies:
 
 from __future__ import annotations
 
-from paligemma_eval.harness.data import SPLIT_COLUMN
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import SPLIT_COLUMN, DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group

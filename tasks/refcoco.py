@@ -23,17 +23,15 @@ expressions), segmentation (polygon), bbox [x, y, w, h] in pixels, iscrowd, file
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
-import torch
 from pycocotools import mask as coco_mask
 
 from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import segmentation as seg
-from paligemma_eval.tasks.seg_decoder import SegDecoder, resolve_path
 
 SPLITS = {"RefCOCO": ("val", "testA", "testB"), "RefCOCO+": ("val", "testA", "testB"),
           "RefCOCOg": ("val", "test")}
@@ -72,20 +70,11 @@ def _truth_box(t: dict[str, Any]) -> tuple[float, float, float, float]:
     return y / height, x / width, (y + h) / height, (x + w) / width
 
 
-@lru_cache(maxsize=4)
-def _decoder(path: str, device: str) -> SegDecoder:
-    return SegDecoder.from_npz(path, device)
-
-
 def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
-    """Batched on the GPU when there is one."""
-    if not codes:
-        return np.zeros((0, 64, 64), dtype=np.float32)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    decoder = _decoder(str(resolve_path(None)), device)
-    logits = [decoder(torch.tensor(codes[s:s + 256], device=device)).float().cpu().numpy()
-              for s in range(0, len(codes), 256)]
-    return np.concatenate(logits)
+    # imported here: the decoder needs torch, which listing the tasks does not
+    from paligemma_eval.tasks.seg_decoder import decode_masks as decode
+
+    return decode(codes)
 
 
 def mask_valid(o: seg.Detection, t: dict[str, Any]) -> bool:
@@ -175,6 +164,8 @@ def explain(predictions: list[str], targets: list[dict], need_seg: bool) -> Iter
 
 
 def require_decoder() -> None:
+    from paligemma_eval.tasks.seg_decoder import resolve_path
+
     resolve_path(None)
 
 

@@ -11,6 +11,7 @@ Get the file from the big_vision PaliGemma demo (it is published beside the mode
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,20 @@ def resolve_path(path: str | None) -> Path:
     if not Path(chosen).is_file():
         raise SegDecoderMissing(f"segmentation decoder {chosen}: no such file; need {WHERE}")
     return Path(chosen)
+
+
+@lru_cache(maxsize=4)
+def _loaded(path: str, device: str) -> SegDecoder:
+    return SegDecoder.from_npz(path, device)
+
+
+def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
+    """64x64 mask logits for each code sequence, with the configured decoder; batched on the GPU
+    when there is one."""
+    if not codes:
+        return np.zeros((0, 64, 64), dtype=np.float32)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    decoder = _loaded(str(resolve_path(None)), device)
+    logits = [decoder(torch.tensor(codes[s:s + 256], device=device)).float().cpu().numpy()
+              for s in range(0, len(codes), 256)]
+    return np.concatenate(logits)

@@ -11,8 +11,8 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 from paligemma_eval.harness import data, registry
-from paligemma_eval.harness.data import SPLIT_COLUMN
 from paligemma_eval.harness.errors import DatasetError
+from paligemma_eval.harness.registry import SPLIT_COLUMN
 from paligemma_eval.harness.runner import RunOptions, run_task
 from paligemma_eval.tasks.metrics.captioning import cider_per_group
 from paligemma_eval.tasks.multilingual_captioning import read_coco35l, scorer

@@ -1,6 +1,7 @@
 import json
 import math
 import subprocess
+import sys
 
 import pytest
 
@@ -64,3 +65,13 @@ def test_plugin_task_from_entry_point_is_listed_and_runs(tmp_path, data_dir):
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "results.json").read_text())["tasks"]["example_plugin_vqa"]
     assert result["metrics"]["exact_match"]["n"] == 6
+
+
+def test_listing_the_tasks_imports_neither_torch_nor_datasets():
+    """`paligemma-eval tasks` answers in a fraction of a second: the engines load on use."""
+    probe = ("import sys; from paligemma_eval.harness import registry; "
+             "assert len(registry.all_tasks()) > 80; "
+             "print(sorted(m for m in ('torch', 'datasets', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 _OBJECT = re.compile(r"((?:<loc\d{4}>){4})((?:<seg\d{3}>)*)\s*([^<;]*)")
 _NUMBER = re.compile(r"<(?:loc|seg)(\d+)>")
@@ -94,6 +96,9 @@ def paste_mask(logits: torch.Tensor | np.ndarray, box: tuple[float, float, float
     y2, x2 = min(height, y2), min(width, x2)
     if y2 <= y1 or x2 <= x1:
         return canvas  # the box covers no whole pixel
+    import torch   # here, not above: listing the tasks must not import torch
+    import torch.nn.functional as F
+
     mask = torch.as_tensor(np.asarray(logits), dtype=torch.float32)[None, None]
     # antialiased bilinear, as PIL's resize (and big_vision's demo) does it; without antialias
     # a 64x64 mask shrunk into a small box loses most of its shape
