@@ -109,6 +109,26 @@ def select_tasks(run: Run, names: list[str] | None) -> Run:
     return Run(run.path, run.model, {n: run.tasks[n] for n in names})
 
 
+SERVER_ONLY = " (test-server splits: their submission files are scored by the servers; " \
+    "record-server-score stores those numbers)"
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                       else "")
+
+
+def without_metricless(run: Run, named: list[str] | None) -> tuple[Run, list[str]]:
+    """The baseline without its tasks that hold no metric (a test-server split's submission,
+    which only its server scores), and a note naming them; one named in --tasks is an error."""
+    empty = [t for t, result in run.tasks.items() if not result.get("metrics")]
+    why = SERVER_ONLY if all(run.tasks[t].get("submission") for t in empty) else ""
+    if named and empty:
+        raise GateInputError(f"{empty[0]}: no metric in {run.path} to gate on{why}")
+    notes = [f"not gated, no metric in the baseline{why}: {', '.join(empty)}"] if empty else []
+    return Run(run.path, run.model, {t: r for t, r in run.tasks.items() if t not in empty}), notes
+
+
 def published_run(candidate: Run) -> Run:
     """A baseline made of the card numbers that reports/card_rows.json pairs with the candidate's
     tasks (same benchmark, split and rule), for its checkpoint (reports/published.card_pairing:
@@ -116,7 +136,8 @@ def published_run(candidate: Run) -> Run:
     from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
-    tasks, reasons = {}, []
+    tasks: dict[str, dict] = {}
+    reasons: dict[str, list[str]] = {}     # why not -> the metrics it holds for
     for name, result in candidate.tasks.items():
         for metric in result.get("metrics", {}):
             found, why_not = published.card_pairing(name, metric, candidate.model, result)
@@ -125,11 +146,12 @@ def published_run(candidate: Run) -> Run:
                 tasks[name]["metrics"][metric] = {
                     "value": found["value"], "higher_is_better": found["higher_is_better"]}
             elif why_not:
-                reasons.append(f"{name}/{metric}: {why_not}")
+                reasons.setdefault(why_not, []).append(f"{name}/{metric}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
-                             f"{', '.join(candidate.tasks)}" +
-                             (f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""))
+                             f"{_some(list(candidate.tasks), 5)}" +
+                             (" (" + "; ".join(f"{why}: {_some(where)}" for why, where in
+                                              reasons.items()) + ")" if reasons else ""))
     return Run(Path("published"), None, tasks)
 
 
@@ -526,6 +548,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         candidate = select_tasks(load_run(args.candidate), names)
         baseline = published_run(candidate) if str(args.baseline) == "published" \
             else select_tasks(load_run(args.baseline), names)
+        baseline, not_gated = without_metricless(baseline, names)
         policy = read_policy(args.policy) if args.policy else {}
         check_policy(policy, baseline, candidate)
         checks = gate(candidate, baseline, policy, args.allow_mismatch, args.bootstrap, args.seed)
@@ -539,7 +562,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return 2
     for check in checks:
         check.listing = flip_listing(baseline, candidate, check.task, check.metric, args.browser)
-    notes = backend_notes(baseline, candidate)
+    notes = backend_notes(baseline, candidate) + not_gated
     for note in notes:
         print(f"note: {printable(note)}")
     print(text_table(checks))
@@ -568,8 +591,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for note in backend_notes(a, b, names=("run A", "run B")):
         print(f"note: {printable(note)}", file=sys.stderr)
     print(f"{'task/metric':<40} {'A':>9} {'B':>9} {'B - A':>9}  95% CI (paired)      sig")
-    for task in a.tasks:
-        if task not in b.tasks:
+    for task in [t for t in a.tasks if t in b.tasks]:
+        if not a.tasks[task]["metrics"] or not b.tasks[task]["metrics"]:
+            print(f"note: {printable(task)}: no metric in run "
+                  f"{'A' if not a.tasks[task]['metrics'] else 'B'} (a test-server split is "
+                  f"scored by its server); not compared", file=sys.stderr)
             continue
         for metric, entry in a.tasks[task]["metrics"].items():
             other = b.tasks[task]["metrics"].get(metric)
@@ -586,7 +612,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{printable(task + '/' + metric):<40} {c['a']:>9.4f} {c['b']:>9.4f} "
                   f"{c['difference']:>+9.4f}  {ci_text:<20} {'*' if c['significant'] else ''}")
     for task in a.tasks:   # the examples behind each headline
-        if task in b.tasks:
+        if task in b.tasks and a.tasks[task]["metrics"] and b.tasks[task]["metrics"]:
             listing = flip_listing(a, b, task, _headline(a.tasks[task], b.tasks[task]),
                                    args.browser, names=("A", "B"))
             if listing is not None:

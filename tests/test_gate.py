@@ -143,6 +143,19 @@ def test_gate_against_the_published_numbers(tmp_path):
     unpublished, _ = gate_cli(tmp_path, tiny, "published")
     assert unpublished.returncode == 2 and "publish no number for variant 'pt-224'" in \
         unpublished.stderr
+    # one reason for many metrics is said once, with a few of them: the line stays short
+    many = candidate(tmp_path / "many", 0.5, 0.4, 0.6, model={
+        "variant": "pt-224", "family": "paligemma", "size": "0.24M", "embedded": True})
+    document = json.loads((many / "results.json").read_text())
+    document["tasks"] = {f"pope_{kind}": document["tasks"]["textvqa_val"]
+                         for kind in ("random", "popular", "adversarial")} | {
+        f"refcoco_{split}_detect": document["tasks"]["textvqa_val"]
+        for split in ("val", "testA", "testB")}
+    (many / "results.json").write_text(json.dumps(document))
+    refused, _ = gate_cli(tmp_path, many, "published")
+    assert refused.returncode == 2 and refused.stderr.count("not a published") == 1
+    assert "pope_random, pope_popular, pope_adversarial, refcoco_val_detect, refcoco_testA_detect "\
+           "and 1 more" in refused.stderr and len(refused.stderr) < 400
 
 
 def test_degraded_checkpoint_fails_under_the_example_policy(runs, tmp_path):
@@ -206,6 +219,30 @@ def test_a_metric_undefined_in_either_run_is_not_passed_silently(runs, tmp_path)
     assert compared.returncode == 0
     assert "vqav2_val/accuracy" in compared.stdout and \
         "not compared: undefined in run B (null)" in compared.stdout
+
+
+def test_a_test_server_task_is_not_gated_and_says_so(runs, tmp_path):
+    """A test-server split holds a submission file and no metric: gate and compare name it
+    and go on (they raised StopIteration, exit 1); naming it in --tasks is an input error."""
+    with_server = tmp_path / "with_server"
+    shutil.copytree(runs["good"], with_server)
+    results = json.loads((with_server / "results.json").read_text())
+    results["tasks"]["vqav2_test"] = {"submission": "submissions/vqav2_test.json", "metrics": {},
+                                      "dataset": {"split": "test"}}
+    (with_server / "results.json").write_text(json.dumps(results))
+    done, junit = gate_cli(tmp_path, with_server, with_server)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not gated, no metric in the baseline (test-server splits" in done.stdout
+    assert "vqav2_test" in ElementTree.parse(junit).getroot().find("system-out").text
+    named, _ = gate_cli(tmp_path, with_server, with_server, "--tasks", "vqav2_test,mmvp")
+    assert named.returncode == 2 and "vqav2_test: no metric in" in named.stderr
+    compared = subprocess.run(cli("compare", str(with_server), str(runs["good"]), "--bootstrap",
+                                  "10"), capture_output=True, text=True)
+    assert compared.returncode == 0, compared.stderr
+    assert "vqav2_test is only in run A" in compared.stderr
+    compared = subprocess.run(cli("compare", str(with_server), str(with_server), "--bootstrap",
+                                  "10"), capture_output=True, text=True)
+    assert compared.returncode == 0 and "vqav2_test: no metric in run A" in compared.stderr
 
 
 def test_tasks_narrows_gate_and_compare_and_compare_warns(runs, tmp_path):
