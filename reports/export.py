@@ -67,12 +67,11 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
 
     source = {"source_name": f"paligemma-eval {_version()} (self-reported)",
               "source_url": source_url} if source_url else {}
-    found = []
+    found, cut = [], []
     for name, result in document["tasks"].items():
         dataset = result.get("dataset") or {}
-        if (subset := subset_of_split(dataset)) is not None:
-            print(f"export: {name} left out ({subset}, not the split the entry would name)",
-                  file=sys.stderr)
+        if subset_of_split(dataset) is not None:
+            cut.append(name)
             continue
         rule = f" ({result['rule']})" if result.get("rule") else ""
         for metric, entry in (result.get("metrics") or {}).items():
@@ -85,6 +84,10 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
                 dataset_revision=dataset.get("resolved_revision") or dataset.get("revision"),
                 metric_type=metric, metric_value=entry["value"], metric_name=f"{metric}{rule}",
                 **source))
+    if cut:
+        print(f"export: left out, run on part of their split (--limit), not the split an entry "
+              f"names: {', '.join(cut[:5])}" + (f" and {len(cut) - 5} more" if len(cut) > 5
+                                                 else ""), file=sys.stderr)
     return found
 
 

@@ -88,7 +88,8 @@ def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
     done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "vqav2_val left out (--limit 10: the first 10 of the split's 214354 rows" in done.stderr
+    assert "export: left out, run on part of their split (--limit), not the split an entry names: "\
+           "vqav2_val\n" in done.stderr
     card = ModelCard(f"---\n{out.read_text()}---\n")
     assert {r.task_name for r in card.data.eval_results} == {"pope_random", "refcoco_val_detect"}
     refused = subprocess.run(cli("export", str(run), "--eval-results", str(tmp_path / "e"),
