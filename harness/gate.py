@@ -3,7 +3,8 @@
 A gate compares a candidate run with a baseline run (or the cards' published numbers) metric by
 metric. A metric regresses when it moved the wrong way by more than the policy allows and, when
 the policy asks for it (the default), the move is significant: the paired bootstrap interval of
-the difference over the examples both runs share excludes zero. Exit status: 0 nothing regressed,
+the difference over the examples both runs share excludes zero. Without an interval (a score
+recorded from a server, --bootstrap 0) a move beyond the allowance counts. Exit status: 0 nothing regressed,
 1 something did, 2 the gate cannot judge (missing task, other data, prompt or decoding, a gated
 metric undefined in either run).
 
@@ -183,7 +184,8 @@ def compare_metric(baseline: Run, candidate: Run, task: str, metric: str,
     a, b = entry_a["value"], entry_b["value"]
     ci = entry_b.get("ci95")
     interval = [ci[0] - a, ci[1] - a] if ci else None
-    significant = bool(interval and (interval[0] > 0 or interval[1] < 0))
+    # no interval (a score recorded from a server): whether the move is noise is unknown
+    significant = None if interval is None else bool(interval[0] > 0 or interval[1] < 0)
     return {"a": a, "b": b, "difference": b - a, "ci95": interval, "significant": significant,
             "stderr": entry_b.get("stderr"), "n": entry_b.get("n"), "paired": False}
 
@@ -263,8 +265,10 @@ class Check:
     def __post_init__(self) -> None:
         difference = self.comparison["difference"]
         self.worse_by = -difference if self.higher_is_better else difference
+        # a move that cannot be shown to be noise (no interval) counts: the gate fails closed
         self.regressed = bool(self.worse_by > self.allowed + 1e-12 and
-                              (self.comparison["significant"] or not self.require_significance))
+                              (self.comparison["significant"] is not False or
+                               not self.require_significance))
 
     def describe(self) -> str:
         c = self.comparison
@@ -274,7 +278,8 @@ class Check:
         return (f"{printable(self.task)}/{printable(self.metric)}: baseline {c['a']:.4f} -> "
                 f"candidate {c['b']:.4f}, "
                 f"difference {c['difference']:+.4f} (95% CI {ci_text}), allowed {direction} "
-                f"{self.allowed:.4f}, significant={c['significant']}")
+                f"{self.allowed:.4f}, significant="
+                f"{'unknown (no interval)' if c['significant'] is None else c['significant']}")
 
 
 @dataclass

@@ -143,12 +143,13 @@ def bootstrap(metrics: dict[str, Ratio | Statistic], resamples: int = DEFAULT_RE
 
 def paired_difference(a: Ratio, b: Ratio, resamples: int = DEFAULT_RESAMPLES,
                       seed: int = DEFAULT_SEED) -> dict:
-    """B - A over the same units (aligned arrays), with a paired percentile bootstrap interval."""
+    """B - A over the same units (aligned arrays), with a paired percentile bootstrap interval;
+    `significant` is None when there is no interval (no resamples): unknown, not "no"."""
     num_a, den_a, num_b, den_b = _resample_sums([a.num, a.den, b.num, b.den], resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         diffs = num_b / den_b - num_a / den_a
     interval = _interval(diffs)
     ci = interval["ci95"]
-    significant = bool(ci is not None and (ci[0] > 0 or ci[1] < 0))
+    significant = None if ci is None else bool(ci[0] > 0 or ci[1] < 0)
     return {"a": a.value, "b": b.value, "difference": b.value - a.value, **interval,
             "significant": significant, "n": int(np.count_nonzero(a.den + b.den))}

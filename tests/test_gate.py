@@ -107,6 +107,29 @@ def test_noise_does_not_fire_a_significance_gate_but_a_real_drop_does(tmp_path):
     assert strict.regressed
     units, ratios = read_unit_scores(tmp_path / "a" / "scores" / "t.json")
     assert units[:2] == ["0", "1"] and ratios["accuracy"].value == pytest.approx(base.mean())
+    # No interval (--bootstrap 0): whether it is noise is unknown, so a drop beyond it counts
+    (unknown,) = gate(load_run(_synthetic_run(tmp_path / "b", noisy)), baseline, policy,
+                      resamples=0)
+    assert unknown.comparison["significant"] is None and unknown.regressed
+    (within,) = gate(load_run(_synthetic_run(tmp_path / "b", noisy)), baseline,
+                     {"default": {"max_drop": 0.01, "require_significance": True}}, resamples=0)
+    assert within.worse_by < 0.01 and not within.regressed
+
+
+def test_a_drop_in_a_recorded_server_score_fails_the_gate(tmp_path):
+    """A server's score has no interval: with the default significance rule it still gates."""
+    def run(path: Path, value: float) -> Path:
+        path.mkdir()
+        (path / "results.json").write_text(json.dumps({"model": {"id": "m"}, "tasks": {
+            "vqav2_test": {"headline": "accuracy", "submission": "s.json", "metrics": {
+                "accuracy": {"value": value, "n": None, "ci95": None,
+                             "source": "evaluation server, recorded by the user"}}}}}))
+        return path
+    baseline = run(tmp_path / "base", 0.80)
+    dropped, _ = gate_cli(tmp_path, run(tmp_path / "dropped", 0.70), baseline)
+    assert dropped.returncode == 1 and "significant=unknown (no interval)" in dropped.stderr
+    close, _ = gate_cli(tmp_path, run(tmp_path / "close", 0.795), baseline)
+    assert close.returncode == 0, close.stdout + close.stderr
 
 
 def test_example_policy_parses_and_gates(runs, tmp_path):
