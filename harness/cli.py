@@ -244,6 +244,8 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
     if args.finetuned_for:  # the user's word: which card rows this checkpoint's numbers may meet
         model_record["finetuned_for"] = args.finetuned_for
     results = ResultsFile(args.output, model_record, {"world_size": context.world_size})
+    if results.replaced and context.rank == 0:
+        print(f"note: {results.replaced}", file=sys.stderr)
     for task in tasks:
         result = run_task(model, task, options, prepared.pop(task.name))
         if result is not None:
@@ -328,18 +330,24 @@ def read_predictions(path: Path) -> dict[str, dict]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from paligemma_eval.harness import formats
-    from paligemma_eval.harness.results import write_results
-    from paligemma_eval.harness.runner import RunOptions, prepare, score
-
     (task,) = registry.resolve([args.task])
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight([task])
     writable_dir(args.output)
     records = read_predictions(args.predictions)
-    if (args.output / "results.json").exists():    # merged into below: read it first
-        formats.read_results(args.output / "results.json")
+    # results.json is read, merged and written under it
+    with output_lock(args.output, can_wait=False):
+        return _score_locked(args, task, records)
+
+
+def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict]) -> int:
+    from paligemma_eval.harness.results import ResultsFile
+    from paligemma_eval.harness.runner import RunOptions, prepare, score
+
+    results = ResultsFile(args.output, None)   # merged into below: read (and checked) first
+    if results.replaced:
+        print(f"note: {results.replaced}", file=sys.stderr)
     prepared = prepare(task, args.data_dir, args.limit)
     missing = [i for i in prepared.ids if i not in records and i not in prepared.failed]
     if missing and not args.allow_partial:
@@ -356,7 +364,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"warning: {len(missing)} of {len(prepared.ids)} examples have no prediction; "
               f"scored as wrong (coverage {result['coverage']:.3f})", file=sys.stderr)
     _print_summary(task.name, result)
-    print(f"results: {write_results(args.output, None, {task.name: result})}")
+    print(f"results: {results.add({task.name: result})}")
     return 0
 
 

@@ -18,7 +18,9 @@ from paligemma_eval.harness.errors import UsageError
 
 
 @contextmanager
-def output_lock(out: Path, wait: bool = False, take: bool = True) -> Iterator[None]:
+def output_lock(out: Path, wait: bool = False, take: bool = True,
+                can_wait: bool = True) -> Iterator[None]:
+    """`can_wait`: the verb has --wait, so the refusal offers it."""
     if not take:
         yield
         return
@@ -31,7 +33,8 @@ def output_lock(out: Path, wait: bool = False, take: bool = True) -> Iterator[No
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise UsageError(f"--output {out}: another paligemma-eval run (pid {holder}) is "
-                             f"writing there; wait for it, or pass --wait") from None
+                             f"writing there; " + ("wait for it, or pass --wait" if can_wait
+                                                   else "rerun when it ends")) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

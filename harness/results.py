@@ -133,17 +133,22 @@ def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
 class ResultsFile:
     """OUT/results.json of one run: read once, then written whole as each task finishes.
 
-    Earlier tasks of the same model in that directory are kept (another model's are dropped).
-    Reading once is safe because a run holds OUT's lock, as does everything else that writes
-    the file; re-reading it per task made a run of n tasks parse and check O(n^2) entries."""
+    Earlier tasks of the same model in that directory are kept; another model's are dropped,
+    and `replaced` says so. Reading once is safe because a run holds OUT's lock, as does
+    everything else that writes the file; re-reading it per task made a run of n tasks parse and
+    check O(n^2) entries."""
 
     def __init__(self, out: Path, model: dict[str, Any] | None,
                  extra: dict[str, Any] | None = None) -> None:
         self.out, self.model, self.extra = out, model, extra or {}
         self.path = out / "results.json"
         previous = formats.read_results(self.path) if self.path.exists() else {}
-        self.tasks: dict[str, dict] = previous.get("tasks", {}) \
-            if previous.get("model") == model else {}
+        same = previous.get("model") == model
+        self.tasks: dict[str, dict] = previous.get("tasks", {}) if same else {}
+        self.replaced: str | None = None if same or not previous.get("tasks") else (
+            f"{self.path} held {len(previous['tasks'])} task result(s) of another model "
+            f"({(previous.get('model') or {}).get('id', 'external predictions')}); this run's "
+            f"replace them (a directory per checkpoint keeps both)")
 
     def add(self, tasks: dict[str, dict]) -> Path:
         for name, result in tasks.items():

@@ -61,7 +61,7 @@ def record(out: Path, task_name: str, metric: str, value: float,
     if not path.is_file():
         raise UsageError(f"{out}: no results.json (run --tasks {task_name} there first: the "
                          f"score belongs to that run's submission)")
-    with output_lock(out):
+    with output_lock(out, can_wait=False):
         try:
             document = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

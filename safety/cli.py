@@ -169,7 +169,7 @@ def cmd_recompute(args: argparse.Namespace) -> int:
     from paligemma_eval.safety.audit import write
 
     calibration = calibrate.load(args.calibration) if args.calibration else None
-    with output_lock(args.output, False):
+    with output_lock(args.output, can_wait=False):
         document = recompute(args.output, args.threshold, args.bootstrap, args.seed, calibration)
         path = write(args.output, document)
     print(f"recomputed from {document['counts']['scored']} archived scores at threshold "

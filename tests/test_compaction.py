@@ -117,10 +117,13 @@ def test_a_failure_that_stays_is_scored_as_wrong_from_the_file_too(tmp_path, dat
     same_numbers(score_own_file(data, tmp_path / "out", tmp_path, limit="4"), result)
 
 
-def test_after_another_model_the_file_holds_its_lines_only(tmp_path, data_dir):
+def test_after_another_model_the_file_holds_its_lines_only(tmp_path, data_dir, capsys):
     out = tmp_path / "out"
     run(data_dir, out, "tiny-paligemma")
+    capsys.readouterr()
     second = run(data_dir, out, "tiny-paligemma2")
+    assert "held 1 task result(s) of another model (tiny-paligemma); this run's replace them" \
+        in capsys.readouterr().err
     written = lines(out)
     assert len(written) == 6 and len({r["key"] for r in written}) == 1
     same_numbers(score_own_file(data_dir, out, tmp_path), second)

@@ -93,6 +93,33 @@ def test_two_runs_into_one_output_take_turns_and_keep_both_tasks(tmp_path, data_
     assert set(tasks) == {"pope_random", "vqav2_val"}
 
 
+def test_score_waits_its_turn_and_says_when_it_replaces_another_models_results(tmp_path,
+                                                                               data_dir):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    run(data_dir, out, "pope_random", "4")
+    predictions = out / "predictions" / "pope_random.jsonl"
+    command = cli("score", "--task", "pope_random", "--predictions", str(predictions),
+                  "--data-dir", str(data_dir), "--limit", "4", "--bootstrap", "10",
+                  "--output", str(out))
+    with open(out / ".lock", "a+") as holder:       # a run in progress holds the directory
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        holder.truncate(0)                          # as the lock's holder writes its pid
+        holder.write(str(os.getpid()))
+        holder.flush()
+        refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 2 and f"(pid {os.getpid()})" in refused.stderr
+    assert "rerun when it ends" in refused.stderr and "--wait" not in refused.stderr
+    assert set(json.loads((out / "results.json").read_text())["tasks"]) == {"pope_random"}
+    scored = subprocess.run(command, capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    assert "held 1 task result(s) of another model (tiny-paligemma); this run's replace them" \
+        in scored.stderr
+    assert json.loads((out / "results.json").read_text())["model"] is None
+
+
 def test_a_hub_dataset_records_the_commit_its_revision_resolved_to(tmp_path):
     """Against a local server speaking the hub's dataset-info API (HF_ENDPOINT): the branch or tag
     asked for is resolved to its commit sha; offline, None, never a guess."""
