@@ -23,6 +23,7 @@ from paligemma_eval.harness import formats
 from paligemma_eval.harness.cache import trim_cut_line
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.harness.lock import output_lock
 from paligemma_eval.harness.results import write_atomically
 from paligemma_eval.safety.scorers import ScoreCache
 
@@ -93,15 +94,16 @@ def import_(out: Path, archive: Path) -> dict[str, int]:
     """Merge an archive into `out`; returns how many scores were added and already there."""
     _, members = _read(archive)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "score_cache.jsonl"
-    known = set(ScoreCache(cache).entries)   # trims a cut last line; refuses a damaged one
-    lines = members["score_cache.jsonl"].decode("utf-8").splitlines(keepends=True)
-    new = [line for line in lines if line.strip() and json.loads(line)["key"] not in known]
-    with open(cache, "a", encoding="utf-8") as handle:
-        handle.writelines(new)
-    for name in ("safety_scores.jsonl", "safety.json"):  # an audit already here is kept
-        if name in members and not (out / name).exists():
-            write_atomically(out / name, members[name].decode("utf-8"))
+    with output_lock(out, can_wait=False):   # an audit running there appends to the same cache
+        cache = out / "score_cache.jsonl"
+        known = set(ScoreCache(cache).entries)   # trims a cut last line; refuses a damaged one
+        lines = members["score_cache.jsonl"].decode("utf-8").splitlines(keepends=True)
+        new = [line for line in lines if line.strip() and json.loads(line)["key"] not in known]
+        with open(cache, "a", encoding="utf-8") as handle:
+            handle.writelines(new)
+        for name in ("safety_scores.jsonl", "safety.json"):  # an audit already here is kept
+            if name in members and not (out / name).exists():
+                write_atomically(out / name, members[name].decode("utf-8"))
     return {"added": len(new), "already_there": len(lines) - len(new)}
 
 

@@ -1,6 +1,7 @@
 """The Perspective API's successor: Detoxify offline, calibration onto Perspective's scale,
 score archives, and audits recomputed with no requests."""
 
+import fcntl
 import json
 import subprocess
 from pathlib import Path
@@ -158,6 +159,13 @@ def test_export_import_and_recompute_need_no_request(tmp_path, data_dir):
     done = subprocess.run(cli("safety", "export", str(first), "--archive", str(archive)),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    second.mkdir()
+    with open(second / ".lock", "a+") as holder:     # an audit running there: import waits
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        refused = subprocess.run(cli("safety", "import", str(second), "--archive",
+                                     str(archive)), capture_output=True, text=True)
+    assert refused.returncode == 2 and "rerun when it ends" in refused.stderr
+    assert not (second / "score_cache.jsonl").exists()
     done = subprocess.run(cli("safety", "import", str(second), "--archive", str(archive)),
                           capture_output=True, text=True)
     assert done.returncode == 0 and f"{asked} scores added" in done.stdout
