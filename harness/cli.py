@@ -7,13 +7,14 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from paligemma_eval.harness import registry
 
 
 from paligemma_eval.harness.errors import InputError, UsageError
 from paligemma_eval.harness.lock import output_lock
+from paligemma_eval.harness.scores import add_bootstrap_args
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -153,9 +154,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="threads decoding and resizing each batch's images (default: one "
                              "per core, shared by the ranks on a machine, at most 8; answers do "
                              "not depend on it)")
-    parser.add_argument("--bootstrap", type=int, default=1000,
-                        help="resamples for intervals (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    add_bootstrap_args(parser)
     parser.add_argument("--wait", action="store_true",
                         help="if another run holds --output, wait for it (default: exit 2)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
@@ -170,8 +169,6 @@ def run_options(args: argparse.Namespace, **extra: object):
     _positive("--batch-size", args.batch_size)
     _positive("--num-beams", args.num_beams)
     _positive("--preprocess-workers", args.preprocess_workers)
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
@@ -330,6 +327,7 @@ def read_predictions(path: Path) -> dict[str, dict]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    _positive("--limit", args.limit)
     (task,) = registry.resolve([args.task])
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
@@ -368,8 +366,16 @@ def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict])
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad flag is one line, exit 2, as every other bad input (the usage is one --help away);
+    the verbs' parsers are of this class too (argparse makes subparsers of the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paligemma-eval", description=(
+    parser = Parser(prog="paligemma-eval", description=(
         "Evaluate PaliGemma / PaliGemma 2 checkpoints on registered benchmark tasks."))
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -414,9 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--allow-partial", action="store_true",
                        help="score a file that covers only part of the split: missing examples "
                             "count as wrong and results.json says partial (default: exit 2)")
-    score.add_argument("--bootstrap", type=int, default=1000,
-                       help="resamples for intervals (default: %(default)s)")
-    score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    add_bootstrap_args(score)
     score.set_defaults(func=cmd_score)
 
     convert = commands.add_parser("convert", help="big_vision .npz -> transformers safetensors")

@@ -1,10 +1,10 @@
 """`compare` and `gate`: paired comparison of two runs, and a CI regression gate with a policy.
 
 A gate compares a candidate run with a baseline run (or the cards' published numbers) metric by
-metric. A metric regresses when it moved the wrong way by more than the policy allows and, when
-the policy asks for it (the default), the move is significant: the paired bootstrap interval of
-the difference over the examples both runs share excludes zero. Without an interval (a score
-recorded from a server, --bootstrap 0) a move beyond the allowance counts. Exit status: 0 nothing regressed,
+metric. A metric regresses when it moved the wrong way by more than the policy allows and, when the
+policy asks for it (the default), the move is significant: the paired bootstrap interval of the
+difference over the examples both runs share excludes zero. Without an interval (a score recorded
+from a server, --bootstrap 0) a move beyond the allowance counts. Exit status: 0 nothing regressed,
 1 something did, 2 the gate cannot judge (missing task, other data, prompt or decoding, a gated
 metric undefined in either run).
 
@@ -40,7 +40,8 @@ from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scor
 from paligemma_eval.harness.formats import (read_browser, read_policy, read_results,
                                             read_safety)
 from paligemma_eval.harness.results import read_unit_scores
-from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio, paired_difference
+from paligemma_eval.harness.scores import (DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio,
+                                           add_bootstrap_args, paired_difference)
 
 DEFAULT_POLICY = {"max_drop": 0.01, "max_drop_relative": 0.0, "max_rise": 0.001,
                   "require_significance": True}
@@ -630,10 +631,7 @@ def add_commands(commands: Any) -> None:
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
     compare.add_argument("--tasks", help="comma-separated tasks to compare (default: all shared)")
-    compare.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
-                         help="resamples for paired intervals (default: %(default)s)")
-    compare.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                         help="bootstrap seed (default: %(default)s)")
+    add_bootstrap_args(compare, "paired intervals")
     compare.set_defaults(func=cmd_compare)
     for parser in (compare,):
         add_flip_args(parser)
@@ -650,10 +648,7 @@ def add_commands(commands: Any) -> None:
                          help="compare runs on different data, prompts or decoding")
     checker.add_argument("--tasks", help="comma-separated tasks to gate on (default: every task "
                                          "of the baseline)")
-    checker.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
-                         help="resamples for paired intervals (default: %(default)s)")
-    checker.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                         help="bootstrap seed (default: %(default)s)")
+    add_bootstrap_args(checker, "paired intervals")
     checker.set_defaults(func=cmd_gate)
     add_flip_args(checker)
 

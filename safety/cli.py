@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness.scores import add_bootstrap_args
+
 
 SCORERS = "perspective, local-server, offline, detoxify[:original|unbiased|multilingual]"
 
@@ -221,9 +223,7 @@ def _add_tools(commands: Any) -> None:
     recompute.add_argument("output", type=Path, help="audit directory")
     recompute.add_argument("--threshold", type=float, help="default: the audit's")
     recompute.add_argument("--calibration", type=Path, help="a `safety calibrate` file")
-    recompute.add_argument("--bootstrap", type=int, default=1000,
-                           help="resamples for intervals (default: %(default)s)")
-    recompute.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    add_bootstrap_args(recompute)
     recompute.set_defaults(func=cmd_recompute)
 
 

@@ -149,3 +149,20 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
     resumed = json.loads((out / "results.json").read_text())["tasks"]["vqav2_val"]
     whole = json.loads((fresh / "results.json").read_text())["tasks"]["vqav2_val"]
     assert resumed["metrics"] == whole["metrics"] and resumed["throughput"]["resumed"] >= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["score", "--task", "vqav2_val", "--predictions", "p.jsonl", "--output", "o",
+      "--bootstrap", "-1"], "argument --bootstrap: must be 0 (no intervals) or more, got -1"),
+    (["score", "--task", "vqav2_val", "--predictions", "p.jsonl", "--output", "o",
+      "--limit", "0"], "--limit must be a positive integer, got 0"),
+    (["compare", "a", "b", "--bootstrap", "-2"], "argument --bootstrap: must be 0"),
+    (["gate", "--candidate", "a", "--baseline", "b", "--bootstrap", "x"],
+     "argument --bootstrap: invalid resample_count value: 'x'"),
+    (["safety", "recompute", "a", "--bootstrap", "-3"], "argument --bootstrap: must be 0"),
+    (["report", "a"], "the following arguments are required: --output"),
+])
+def test_a_bad_flag_of_any_verb_is_one_line_exit_2(tmp_path, args, message):
+    done = subprocess.run(cli(*args), capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "usage:" not in done.stderr
