@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from paligemma_eval.harness.errors import InputError
+from paligemma_eval.harness.errors import InputError, UsageError
 from paligemma_eval.harness.formats import read_browser, read_run_document
 from paligemma_eval.reports import published
 
@@ -88,6 +88,9 @@ def run_labels(runs: list[dict], labels: list[str] | None = None) -> None:
     for run in runs:
         if run["_dir"] not in directories:
             directories.append(run["_dir"])
+    if labels and len(labels) > len(directories):   # a column would be named for another run
+        raise UsageError(f"--label given {len(labels)} times for {len(directories)} run "
+                         f"director{'y' if len(directories) == 1 else 'ies'}")
     seen: dict[str, int] = {}
     names = {}
     for index, directory in enumerate(directories):

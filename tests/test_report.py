@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from paligemma_eval.harness.errors import UsageError
 from paligemma_eval.reports.render import render
 from tests.conftest import ROOT, chromium_page, cli
 
@@ -160,6 +161,9 @@ def test_card_numbers_only_beside_the_same_split_and_a_real_variant(tmp_path):
     # two runs of one variant keep a column each
     assert ">224-3B · candidate<" in html and ">224-3B · baseline<" in html
     assert ">ours<" not in render(same_variant, labels=["ours", "theirs"]).replace(">ours<", "")
+    assert ">mine<" in render(same_variant, labels=["mine"])     # the other keeps its default
+    with pytest.raises(UsageError, match="--label given 3 times for 2 run directories"):
+        render(same_variant, labels=["a", "b", "c"])       # a label would name another run
     assert "card 59.60" in html
     # vqav2_val covers another split than the card's minival: no neighbour, said so
     val = render([fake_benchmark_run(tmp_path / "v", {}, 0.8, task_name="vqav2_val")])
