@@ -191,6 +191,9 @@ def _prepare_recorded(task: Any, dataset: dict, data_dir: Path | None) -> Any:
     """The task's examples from the data the run recorded, or a BrowseError saying why not."""
     from paligemma_eval.harness.runner import prepare
 
+    if dataset.get("source") == "local" and data_dir is None:   # not the hub: say so at once
+        raise BrowseError(f"{task.name}: the run read local files (--data-dir); pass the same "
+                          f"--data-dir to browse it")
     revision = dataset.get("resolved_revision") or dataset.get("revision")
     if dataset.get("source") == "hub" and revision:
         task = dataclasses.replace(task, source=dataclasses.replace(task.source,

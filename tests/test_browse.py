@@ -68,6 +68,12 @@ def test_the_browser_refuses_data_other_than_the_runs(runs, tmp_path, data_dir):
                           capture_output=True, text=True)
     assert done.returncode == 2 and "is not the data the run scored (sha256" in done.stderr
     assert "Traceback" not in done.stderr
+    # a run of local files, browsed without --data-dir: said at once, the hub never asked
+    offline = subprocess.run(cli("browse", str(runs["good"]), "--tasks", "vqav2_val",
+                                 "--output", str(tmp_path / "b")), capture_output=True,
+                             text=True, env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert offline.returncode == 2 and "vqav2_val: the run read local files (--data-dir); pass " \
+        "the same --data-dir" in offline.stderr and "Hub" not in offline.stderr
 
 
 def test_the_report_links_each_row_to_its_browser_page(runs, tmp_path):
