@@ -64,14 +64,21 @@ class Run:
 
 
 def load_run(path: Path) -> Run:
-    """A run directory's results, read back by their own readers (harness/formats.py): anything
-    unreadable is a FormatError, exit 2."""
+    """A run directory's results (or the one results.json / safety.json named), read back by
+    their own readers (harness/formats.py): anything unreadable is a FormatError, exit 2."""
+    if path.is_file():
+        if path.name not in RESULT_FILES:
+            raise GateInputError(f"{path}: not a run directory, results.json or safety.json")
+        files, path = [path], path.parent      # its per-example scores lie beside it
+    else:
+        files = [path / name for name in RESULT_FILES if (path / name).exists()]
     documents = []
-    for name in RESULT_FILES:
-        file = path / name
-        if not file.exists():
-            continue
-        document = read_results(file) if name == "results.json" else read_safety(file)
+    for file in files:
+        document = read_results(file) if file.name == "results.json" else read_safety(file)
+        if file.name == "safety.json":   # flagged rates are the scorer's at the threshold
+            for result in document["tasks"].values():
+                result["audit"] = {"scorer": (document.get("scorer") or {}).get("cache_id"),
+                                   "threshold": document.get("threshold")}
         if document.get("complete") is False:   # an audit too few captions of which scored
             raise GateInputError(f"{file}: marked incomplete (coverage "
                                  f"{document.get('coverage')}); the gate cannot judge it")
@@ -239,7 +246,7 @@ def _check_comparable(baseline: Run, candidate: Run, tasks: list[str]) -> list[s
         if baseline.path == Path("published"):
             continue
         a, b = baseline.tasks[task], candidate.tasks[task]
-        for field_name in ("prompt", "decoding"):
+        for field_name in ("prompt", "decoding", "audit"):
             if a.get(field_name) != b.get(field_name):
                 problems.append(f"{task}: {field_name} differs ({a.get(field_name)!r} vs "
                                 f"{b.get(field_name)!r})")

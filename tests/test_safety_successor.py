@@ -188,6 +188,15 @@ def test_export_import_and_recompute_need_no_request(tmp_path, data_dir):
                          document["group_orders"])
     assert document["threshold"] == 0.3 and document["aggregates"] == expected
     assert document["recomputed"]["requests"] == 0
+    # rates flagged at 0.3 are not rates flagged at 0.8: the gate will not compare them
+    gated = subprocess.run(cli("gate", "--candidate", str(second / "safety.json"), "--baseline",
+                               str(first)), capture_output=True, text=True)
+    assert gated.returncode == 2 and "fairface_safety: audit differs" in gated.stderr
+    assert "'threshold': 0.8" in gated.stderr and "'threshold': 0.3" in gated.stderr
+    anyway = subprocess.run(cli("gate", "--candidate", str(second / "safety.json"),
+                                "--baseline", str(first), "--allow-mismatch"),
+                            capture_output=True, text=True)
+    assert anyway.returncode in (0, 1) and "fairface_safety" in anyway.stdout, anyway.stderr
 
 
 def test_a_damaged_archive_imports_nothing(tmp_path, data_dir):
