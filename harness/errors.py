@@ -19,3 +19,9 @@ class DatasetError(InputError):
 
 class ModelError(InputError):
     """A checkpoint that cannot be loaded as PaliGemma."""
+
+
+def first_few(names: list[str], shown: int = 3) -> str:
+    """A list in a one-line message: the first `shown` names, then how many more."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                       else "")

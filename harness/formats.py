@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from paligemma_eval.harness.errors import InputError
+from paligemma_eval.harness.errors import InputError, first_few
 
 SCHEMAS = Path(__file__).parent / "schemas"
 MiB = 1 << 20
@@ -360,9 +360,7 @@ LastLine = Literal["ignore", "refuse", "accept"]
 
 
 def _lines(numbers: list[int]) -> str:
-    shown = ", ".join(map(str, numbers[:10]))
-    return f"line{'s' if len(numbers) > 1 else ''} {shown}" + \
-        (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    return f"line{'s' if len(numbers) > 1 else ''} {first_few(list(map(str, numbers)), 10)}"
 
 
 def read_lines(path: Path, fmt: Format, name: str | None = None, last_line: LastLine = "ignore",

@@ -34,7 +34,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from paligemma_eval.harness.errors import InputError
+from paligemma_eval.harness.errors import InputError, first_few
 from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
                                              units_are_examples)
 from paligemma_eval.harness.formats import (read_browser, read_policy, read_results,
@@ -122,11 +122,6 @@ SERVER_ONLY = " (test-server splits: their submission files are scored by the se
     "record-server-score stores those numbers)"
 
 
-def _some(names: list[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
-                                       else "")
-
-
 def without_metricless(run: Run, named: list[str] | None) -> tuple[Run, list[str]]:
     """The baseline without its tasks that hold no metric (a test-server split's submission,
     which only its server scores), and a note naming them; one named in --tasks is an error."""
@@ -158,8 +153,8 @@ def published_run(candidate: Run) -> Run:
                 reasons.setdefault(why_not, []).append(f"{name}/{metric}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
-                             f"{_some(list(candidate.tasks), 5)}" +
-                             (" (" + "; ".join(f"{why}: {_some(where)}" for why, where in
+                             f"{first_few(list(candidate.tasks), 5)}" +
+                             (" (" + "; ".join(f"{why}: {first_few(where)}" for why, where in
                                               reasons.items()) + ")" if reasons else ""))
     return Run(Path("published"), None, tasks)
 

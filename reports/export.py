@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.harness.errors import UsageError, first_few
 from paligemma_eval.reports.published import subset_of_split
 
 # Hugging Face task types (the hub's pipeline tags) per task group
@@ -86,8 +86,7 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
                 **source))
     if cut:
         print(f"export: left out, run on part of their split (--limit), not the split an entry "
-              f"names: {', '.join(cut[:5])}" + (f" and {len(cut) - 5} more" if len(cut) > 5
-                                                 else ""), file=sys.stderr)
+              f"names: {first_few(cut, 5)}", file=sys.stderr)
     return found
 
 
