@@ -10,16 +10,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from paligemma_eval.harness import registry
-
-
+from paligemma_eval.harness.arguments import add_bootstrap_args, positive_int
 from paligemma_eval.harness.errors import InputError, UsageError
 from paligemma_eval.harness.lock import output_lock
-from paligemma_eval.harness.scores import add_bootstrap_args
-
-
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise UsageError(f"{name} must be a positive integer, got {value}")
 
 
 def writable_dir(path: Path) -> Path:
@@ -145,12 +138,13 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="run directory: predictions, results.json, scores (resumable)")
     parser.add_argument("--data-dir", type=Path, help="local copies of the datasets (see README; "
                                                       "default: the hub)")
-    parser.add_argument("--limit", type=int, help="first N examples of each task (default: all)")
-    parser.add_argument("--batch-size", type=int, default=8,
+    parser.add_argument("--limit", type=positive_int,
+                        help="first N examples of each task (default: all)")
+    parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="examples per generate call (default: 8)")
-    parser.add_argument("--num-beams", type=int,
+    parser.add_argument("--num-beams", type=positive_int,
                         help="override every task's beam count (default: the task's)")
-    parser.add_argument("--preprocess-workers", type=int,
+    parser.add_argument("--preprocess-workers", type=positive_int,
                         help="threads decoding and resizing each batch's images (default: one "
                              "per core, shared by the ranks on a machine, at most 8; answers do "
                              "not depend on it)")
@@ -165,10 +159,6 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 def run_options(args: argparse.Namespace, **extra: object):
     from paligemma_eval.harness.runner import RunOptions
 
-    _positive("--limit", args.limit)
-    _positive("--batch-size", args.batch_size)
-    _positive("--num-beams", args.num_beams)
-    _positive("--preprocess-workers", args.preprocess_workers)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
@@ -327,7 +317,6 @@ def read_predictions(path: Path) -> dict[str, dict]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    _positive("--limit", args.limit)
     (task,) = registry.resolve([args.task])
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
@@ -414,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="directory for results.json and per-example scores")
     score.add_argument("--data-dir", type=Path,
                        help="local copies of the datasets (default: the hub)")
-    score.add_argument("--limit", type=int,
+    score.add_argument("--limit", type=positive_int,
                        help="first N examples of the task, as the run had (default: all)")
     score.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for segmentation tasks")
     score.add_argument("--allow-partial", action="store_true",

@@ -34,6 +34,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from paligemma_eval.harness.arguments import add_bootstrap_args, count
 from paligemma_eval.harness.errors import InputError, first_few
 from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scores,
                                              units_are_examples)
@@ -41,7 +42,7 @@ from paligemma_eval.harness.formats import (read_browser, read_policy, read_resu
                                             read_safety)
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import (DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio,
-                                           add_bootstrap_args, paired_difference)
+                                           paired_difference)
 
 DEFAULT_POLICY = {"max_drop": 0.01, "max_drop_relative": 0.0, "max_rise": 0.001,
                   "require_significance": True}
@@ -656,7 +657,7 @@ def add_commands(commands: Any) -> None:
 
 
 def add_flip_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flips", type=int, default=5, metavar="N",
+    parser.add_argument("--flips", type=count, default=5, metavar="N",
                         help="list the first N flipped examples each way per task (default: "
                              "%(default)s)")
     parser.add_argument("--browser", help="sample browser (directory or URL) to link each "

@@ -9,7 +9,6 @@ and paired comparisons for all of them.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,21 +16,6 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
-
-
-def resample_count(value: str) -> int:
-    count = int(value)
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no intervals) or more, got {count}")
-    return count
-
-
-def add_bootstrap_args(parser: argparse.ArgumentParser, what: str = "intervals") -> None:
-    """--bootstrap R and --seed S, as every verb that draws intervals takes them."""
-    parser.add_argument("--bootstrap", type=resample_count, default=DEFAULT_RESAMPLES,
-                        help=f"resamples for {what} (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="bootstrap seed (default: %(default)s)")
 _CHUNK_CELLS = 20_000_000  # resample indices held at once: bounds memory at ~160 MB
 
 

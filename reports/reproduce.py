@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from paligemma_eval.harness import registry
+from paligemma_eval.harness.arguments import count, positive_int
 from paligemma_eval.harness.errors import UsageError
 from paligemma_eval.reports import published
 
@@ -187,12 +188,26 @@ def finished(directory: Path, limit: int | None) -> set[str]:
 
 def passthrough(args: argparse.Namespace) -> list[str]:
     extra = []
-    for flag in ("data_dir", "limit", "batch_size", "device", "dtype", "bootstrap",
-                 "seg_decoder"):
+    for flag in ("data_dir", "limit", "batch_size", "device", "dtype", "generation",
+                 "preprocess_workers", "bootstrap", "seed", "seg_decoder"):
         value = getattr(args, flag)
         if value is not None:
             extra += [f"--{flag.replace('_', '-')}", str(value)]
     return extra
+
+
+def run_passing_on(argv: list[str], name: str) -> tuple[int, str]:
+    """One checkpoint's `run`, its output passed on to stderr line by line as it comes, each line
+    led by the checkpoint's directory (a card's runs take hours: progress must show); returns the
+    exit status and the last line (a failure's one-line error)."""
+    last = ""
+    with subprocess.Popen([sys.executable, "-m", "paligemma_eval", *argv[1:]], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
+        for line in child.stdout:
+            if line.strip():
+                last = line.strip()
+                print(f"{name}: {last}", file=sys.stderr, flush=True)
+    return child.returncode, last or f"exit status {child.returncode}"
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -222,10 +237,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         argv = command(Checkpoint(checkpoint.spec, checkpoint.transfer, checkpoint.directory,
                                   checkpoint.declared, missing), args.output, extra)
         print(f"{checkpoint.directory}: {shlex.join(argv)}", file=sys.stderr)
-        done = subprocess.run([sys.executable, "-m", "paligemma_eval", *argv[1:]],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["exit status %d" % done.returncode])[-1]
+        status, last = run_passing_on(argv, checkpoint.directory)
+        if status != 0:
             failed.append(checkpoint.directory)
             print(f"{checkpoint.directory}: failed: {last}", file=sys.stderr)
     markdown, table = render_card(the_plan, args.output)
@@ -256,12 +269,18 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("--only", metavar="TRANSFER[,TRANSFER]",
                         help="only these transfers' rows (names as in reports/transfers.json)")
     parser.add_argument("--data-dir", type=Path, help="local copies of the datasets")
-    parser.add_argument("--limit", type=int, help="first N examples of each task (smoke tests)")
-    parser.add_argument("--batch-size", type=int, help="examples per generate call (run's "
-                                                        "default when not given)")
+    parser.add_argument("--limit", type=positive_int,
+                        help="first N examples of each task (smoke tests)")
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="examples per generate call (run's default when not given)")
     parser.add_argument("--device", help="auto, cpu or cuda:N (run's default: auto)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="run's default: bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--bootstrap", type=int, help="resamples for intervals (run's default)")
+    parser.add_argument("--generation", choices=["plain", "fast"],
+                        help="run's generation path (run's default: plain)")
+    parser.add_argument("--preprocess-workers", type=positive_int,
+                        help="threads decoding and resizing images (run's default)")
+    parser.add_argument("--bootstrap", type=count, help="resamples for intervals (run's default)")
+    parser.add_argument("--seed", type=int, help="bootstrap seed (run's default)")
     parser.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for the RefCOCO rows")
     parser.set_defaults(func=cmd_reproduce)

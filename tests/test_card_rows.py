@@ -223,8 +223,15 @@ def test_reproduce_end_to_end_on_the_embedded_model(tmp_path, data_dir):
         f"{out / 'docvqa'} --finetuned-for docvqa_test --data-dir {data_dir} --limit 4 "
         f"--bootstrap 20"]
     assert not out.exists()   # --plan runs nothing
+    tuned = subprocess.run(cli(*base, "--plan", "--generation", "fast", "--seed", "3",
+                               "--preprocess-workers", "1"), capture_output=True, text=True)
+    assert tuned.stdout.rstrip().endswith(
+        "--generation fast --preprocess-workers 1 --bootstrap 20 --seed 3"), tuned.stdout
     done = subprocess.run(cli(*base), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # the run's own lines are passed on as they come, led by the checkpoint's directory
+    assert "docvqa: docvqa_test: " in done.stderr and "docvqa: results: " in done.stderr, \
+        done.stderr
     results = json.loads((out / "docvqa" / "results.json").read_text())
     assert results["model"]["finetuned_for"] == ["docvqa_test"]
     assert len(json.loads((out / "docvqa" / "submissions" / "docvqa_test.json").read_text())) == 4

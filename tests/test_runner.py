@@ -105,8 +105,8 @@ def test_score_command_uses_the_same_metric_code(tmp_path, data_dir, tiny_model)
 
 @pytest.mark.parametrize("args, message", [
     (["--tasks", "no_such_task"], "unknown task 'no_such_task'; known tasks: "),
-    (["--tasks", "mmvp", "--limit", "0"], "--limit must be a positive integer"),
-    (["--tasks", "mmvp", "--batch-size", "-1"], "--batch-size must be a positive integer"),
+    (["--tasks", "mmvp", "--limit", "0"], "argument --limit: must be a positive integer"),
+    (["--tasks", "mmvp", "--batch-size", "-1"], "argument --batch-size: must be a positive"),
     (["--tasks", "mmvp", "--output", "/proc/forbidden"], "not a writable directory"),
 ])
 def test_usage_errors_before_any_model_loads(tmp_path, args, message):

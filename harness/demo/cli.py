@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness.arguments import positive_int
+
 DEMO_MODELS = ("tiny-paligemma", "tiny-paligemma2")
 
 
@@ -24,7 +26,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     decoder = out / "vae-oid-fixture.npz"
     if not decoder.exists():
         write_seg_decoder(decoder)
-    limit = ["--limit", str(args.limit)] if args.limit else []
+    limit = ["--limit", str(args.limit)] if args.limit is not None else []
     common = ["--data-dir", str(DATA_DIR), *limit]
     steps = [["run", "--model", model, "--tasks", args.tasks, "--seg-decoder", str(decoder),
               "--output", str(out / model), *common] for model in DEMO_MODELS]
@@ -47,5 +49,5 @@ def add_commands(commands: Any) -> None:
                                             "data, safety audit, sample browser, report)")
     demo.add_argument("--output", required=True, type=Path, help="directory for every output")
     demo.add_argument("--tasks", default="all", help="tasks or groups (default: %(default)s)")
-    demo.add_argument("--limit", type=int, help="first N examples of each task (default: all)")
+    demo.add_argument("--limit", type=positive_int, help="first N examples of each task (default: all)")
     demo.set_defaults(func=cmd_demo)
