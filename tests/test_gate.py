@@ -193,6 +193,8 @@ def test_degraded_checkpoint_fails_under_the_example_policy(runs, tmp_path):
     ("[defaults]\nmax_drop = 0.5\n", "unknown table(s) defaults"),
     ('[default]\nmax_drop = "a lot"\n', "max_drop must be a number"),
     ("[default]\nrequire_significance = 1\n", "require_significance must be true or false"),
+    # a negative allowance is a typo, not a rule: refused, as a misspelt key is
+    ("[tasks.vqav2_val]\nmax_drop = -0.5\n", "[tasks.vqav2_val] max_drop must be at least 0"),
     ("[default\n", "--policy"),
 ])
 def test_a_policy_the_gate_cannot_apply_fails_closed(runs, tmp_path, policy, message):
