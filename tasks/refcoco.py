@@ -164,9 +164,10 @@ def explain(predictions: list[str], targets: list[dict], need_seg: bool) -> Iter
 
 
 def require_decoder() -> None:
-    from paligemma_eval.tasks.seg_decoder import resolve_path
+    """The decoder file is found and loads, before any model does."""
+    from paligemma_eval.tasks.seg_decoder import load
 
-    resolve_path(None)
+    load()
 
 
 def refcoco_task(dataset: str, split: str, mode: str) -> Task:

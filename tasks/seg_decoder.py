@@ -11,12 +11,15 @@ Get the file from the big_vision PaliGemma demo (it is published beside the mode
 from __future__ import annotations
 
 import os
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from paligemma_eval.harness.errors import first_few
 
 ENV_VARIABLE = "PALIGEMMA_SEG_DECODER"
 WHERE = ("the published file vae-oid.npz from the big_vision PaliGemma demo (see README, "
@@ -59,16 +62,32 @@ class SegDecoder(nn.Module):
 
     @classmethod
     def from_npz(cls, path: str | Path, device: str | torch.device = "cpu") -> "SegDecoder":
-        arrays = np.load(path)
-        if "_vq_vae._embedding" not in arrays.files:
+        """The decoder of a vae-oid.npz; any file that is not one is a one-line ValueError."""
+        try:
+            arrays = np.load(path)   # arrays only: a pickle is refused, never run
+        except (OSError, ValueError, zipfile.BadZipFile) as error:
+            # numpy calls any other file a pickle, and suggests loading it unsafely
+            reason = "another kind of file" if "pickle" in str(error) else \
+                str(error).splitlines()[0]
+            raise ValueError(f"{path}: not a readable .npz file ({reason})") from None
+        if not isinstance(arrays, np.lib.npyio.NpzFile) or \
+                "_vq_vae._embedding" not in arrays.files:
             raise ValueError(f"{path}: not a PaliGemma VQ-VAE file (no '_vq_vae._embedding')")
-        codebook, width = arrays["_vq_vae._embedding"].shape
-        model = cls(codebook, width)
-        state = {"embedding": arrays["_vq_vae._embedding"],
+        embedding = arrays["_vq_vae._embedding"]
+        if embedding.ndim != 2:
+            raise ValueError(f"{path}: '_vq_vae._embedding' has shape {embedding.shape}, "
+                             f"expected (codebook, width)")
+        model = cls(*embedding.shape)
+        state = {"embedding": embedding,
                  **{k: arrays[k] for k in arrays.files if k.startswith("decoder.")}}
         missing = set(model.state_dict()) - set(state)
         if missing:
             raise ValueError(f"{path}: missing decoder weights {sorted(missing)[:4]}...")
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        wrong = [f"{k} {state[k].shape} (expected {shape})" for k, shape in expected.items()
+                 if tuple(state[k].shape) != shape]
+        if wrong:
+            raise ValueError(f"{path}: weights of the wrong shape: {first_few(wrong, 2)}")
         model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32))
                                for k, v in state.items()})
         return model.to(device).eval()
@@ -88,13 +107,18 @@ def _loaded(path: str, device: str) -> SegDecoder:
     return SegDecoder.from_npz(path, device)
 
 
+def load() -> SegDecoder:
+    """The configured decoder, on the GPU when there is one (loaded once)."""
+    return _loaded(str(resolve_path(None)), "cuda" if torch.cuda.is_available() else "cpu")
+
+
 def decode_masks(codes: list[tuple[int, ...]]) -> np.ndarray:
     """64x64 mask logits for each code sequence, with the configured decoder; batched on the GPU
     when there is one."""
     if not codes:
         return np.zeros((0, 64, 64), dtype=np.float32)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    decoder = _loaded(str(resolve_path(None)), device)
+    decoder = load()
+    device = decoder.embedding.device
     logits = [decoder(torch.tensor(codes[s:s + 256], device=device)).float().cpu().numpy()
               for s in range(0, len(codes), 256)]
     return np.concatenate(logits)

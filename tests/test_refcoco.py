@@ -224,3 +224,17 @@ def test_refcoco_end_to_end_and_missing_decoder_fails_up_front(tmp_path, data_di
                               capture_output=True, text=True,
                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert env_free.returncode == 2 and "vae-oid.npz" in env_free.stderr
+    # a file that is not the decoder: one line naming it, before the model loads
+    not_npz = tmp_path / "notes.txt"
+    not_npz.write_text("not weights\n")
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(vae.read_bytes()[:5000])
+    for bad, message in ((not_npz, "not a readable .npz file (another kind of file)"),
+                         (cut, "not a readable .npz file (File is not a zip file)")):
+        refused = subprocess.run(cli("run", "--model", "/nonexistent/model", "--tasks",
+                                     "refcoco_val", "--data-dir", str(data_dir), "--seg-decoder",
+                                     str(bad), "--output", str(tmp_path / "o3")),
+                                 capture_output=True, text=True)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip() == f"paligemma-eval run: error: refcoco_val: {bad}: " \
+            f"{message}", refused.stderr
