@@ -144,7 +144,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("--eval-results: name each registered benchmark entry with --benchmark "
                          "TASK=DATASET_ID:TASK_ID[:METRIC] (no task of this harness maps onto a "
                          "registered hub benchmark by default: docs/browser.md)")
+    if args.benchmark and not args.eval_results:
+        raise UsageError("--benchmark names entries of --eval-results DIR; give that too")
     document = _read_results(args.run)
+    # every --benchmark is checked before anything is written
+    entries = benchmark_entries(document, args.benchmark, args.source_url) \
+        if args.eval_results else {}
     if args.model_index:
         text = model_index(document, args.model_name, args.source_url)
         if str(args.model_index) == "-":
@@ -155,10 +160,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.eval_results:
         folder = args.eval_results
         folder.mkdir(parents=True, exist_ok=True)
-        for stem, entries in benchmark_entries(document, args.benchmark,
-                                               args.source_url).items():
+        for stem, listed in entries.items():
             path = folder / f"{stem}.yaml"
-            path.write_text(yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+            path.write_text(yaml.safe_dump(listed, sort_keys=False), encoding="utf-8")
             print(f"eval results: {path}")
     return 0
 

@@ -75,6 +75,16 @@ def test_eval_results_only_for_a_named_benchmark(tmp_path):
     bad = subprocess.run(cli("export", str(run), "--eval-results", str(folder), "--benchmark",
                              "nosuch=org/b:t"), capture_output=True, text=True)
     assert bad.returncode == 2 and "not in the run" in bad.stderr
+    # a bad --benchmark writes nothing, the model-index included; one without
+    # --eval-results is not silently dropped
+    index = tmp_path / "model-index.yaml"
+    bad = subprocess.run(cli("export", str(run), "--model-index", str(index), "--eval-results",
+                             str(tmp_path / "other"), "--benchmark", "nosuch=org/b:t"),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and not index.exists() and not (tmp_path / "other").exists()
+    alone = subprocess.run(cli("export", str(run), "--model-index", str(index), "--benchmark",
+                               "vqav2_val=org/b:t"), capture_output=True, text=True)
+    assert alone.returncode == 2 and "give that too" in alone.stderr and not index.exists()
 
 
 def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
