@@ -333,6 +333,10 @@ def load_transformers(spec: str, *, dtype: str, device: str, device_map: str | N
     if spec.startswith("tiny-") and spec not in EMBEDDED:
         raise ModelError(f"--model {spec}: no such embedded model (embedded: "
                          f"{', '.join(EMBEDDED)})")
+    # refused, not ignored: the results would not be of the revision it asked for
+    if revision and path.exists():
+        raise ModelError(f"--revision {revision}: {spec} is not a hub id (a revision pins a hub "
+                         f"model; this one is read as it is on disk)")
     if not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") != 1):
         raise ModelError(f"--model {spec}: no such file or directory, and not a hub id "
                          f"(owner/name)")

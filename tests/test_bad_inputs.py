@@ -40,6 +40,10 @@ CASES = {
     "negative bootstrap": (lambda t, d: ["--tasks", "mmvp", "--bootstrap", "-5"], "--bootstrap"),
     "no preprocessing threads": (lambda t, d: ["--tasks", "mmvp", "--preprocess-workers", "0"],
                                  "argument --preprocess-workers: must be a positive integer, got 0"),
+    # a revision cannot pin a model on disk: refused, never ignored
+    "revision of a model on disk": (lambda t, d: ["--tasks", "mmvp", "--data-dir", str(d),
+                                                  "--revision", "v2"],
+                                    "--revision v2: tiny-paligemma is not a hub id"),
     "empty parquet": (bad_data("empty parquet"), "empty file"),
     "empty jsonl": (bad_data("empty jsonl"), "empty file"),
     "malformed jsonl": (bad_data("malformed jsonl"), "not a readable json file (JSON parse"),
