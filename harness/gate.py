@@ -592,9 +592,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except GateInputError as error:
         print(f"paligemma-eval compare: error: {printable(error)}", file=sys.stderr)
         return 2
-    for task in sorted(set(a.tasks) ^ set(b.tasks)):
-        where = "A" if task in a.tasks else "B"
-        print(f"warning: {printable(task)} is only in run {where}; not compared", file=sys.stderr)
+    for where, run, other in (("A", a, b), ("B", b, a)):
+        alone = sorted(set(run.tasks) - set(other.tasks))
+        if alone:   # one line, however many: a full run beside a few tasks is common
+            print(f"warning: {len(alone)} task(s) only in run {where}, not compared: "
+                  f"{printable(first_few(alone, 5))}", file=sys.stderr)
     for problem in _check_comparable(a, b, [t for t in a.tasks if t in b.tasks]):
         print(f"warning: {printable(problem)}", file=sys.stderr)
     for note in backend_notes(a, b, names=("run A", "run B")):
