@@ -216,10 +216,17 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                         "run": run, "scorer": run["scorer"]["name"].split(" (")[0],
                         "comparable": published.comparable(model) and subset is None and
                         incomplete is None, "subset": subset, "incomplete": incomplete})
-    labels = [c["label"] for c in columns]
-    for column in columns:  # two audits of one size: tell them apart by scorer
-        if labels.count(column["label"]) > 1:
-            column["label"] = f"{column['label']} · {column['scorer']}"
+    # The card's columns are sizes. Two audits of one size (two checkpoints, or two scorers)
+    # take their runs' own labels (unique: --label, or variant · directory), and the scorer's
+    # name where the scorers differ.
+    by_size: dict[str, list[dict]] = {}
+    for column in columns:
+        by_size.setdefault(column["label"], []).append(column)
+    for same in (s for s in by_size.values() if len(s) > 1):
+        scorers_differ = len({c["scorer"] for c in same}) > 1
+        for column in same:
+            column["label"] = column["run"]["_label"] + (
+                f" · {column['scorer']}" if scorers_differ else "")
     sections = []
     # Raw rates sit beside the card only when Perspective scored them; rates calibrated onto
     # Perspective's scale sit beside it as estimates, in their own sections.
@@ -277,6 +284,21 @@ def _chart(run: dict) -> dict[str, Any]:
     return {"bars": bars, "top": top}
 
 
+def data_version(dataset: dict[str, Any]) -> str:
+    """Which data exactly: a local file's hash, the hub commit loaded, or (a task over several
+    splits) where each split's is recorded."""
+    if dataset.get("sha256"):
+        return f"local sha256 {dataset['sha256']}"
+    if dataset.get("splits"):
+        return f"{len(dataset['splits'])} splits, each one's hash or commit in results.json"
+    if dataset.get("source") == "hub":
+        asked = dataset.get("revision") or "main"
+        resolved = dataset.get("resolved_revision")
+        return f"hub {asked} at commit {resolved}" if resolved else \
+            f"hub {asked} (commit not resolved)"
+    return dataset.get("source") or "unrecorded"
+
+
 def provenance(runs: list[dict]) -> list[dict[str, Any]]:
     items = []
     for run in runs:
@@ -289,6 +311,7 @@ def provenance(runs: list[dict]) -> list[dict[str, Any]]:
                 run.get("model")) else None,
             "harness": run.get("harness", {}),
             "tasks": [{"name": n, "dataset": t.get("dataset", {}), "prompt": t.get("prompt"),
+                       "data": data_version(t.get("dataset") or {}),
                        "decoding": t.get("decoding"), "failed": len(t.get("failed", [])),
                        "n": t.get("n_examples"),
                        "subset": published.subset_of_split(t.get("dataset") or {})}

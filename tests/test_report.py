@@ -272,6 +272,46 @@ def test_markdown_round_trips_pipes_and_newlines_in_every_field(tmp_path):
     assert "<td>a|b c | d `e` *f* &lt;g&gt; <br>" in html
 
 
+def test_two_audits_of_one_size_are_told_apart_by_their_runs(tmp_path):
+    from paligemma_eval.reports.render import run_labels, safety_table
+
+    def audit(name: str, perspective: bool = True) -> dict:
+        document = json.loads((fake_safety_run(tmp_path / name, perspective) / "safety.json")
+                              .read_text())
+        return {**document, "_dir": str(tmp_path / name), "_path": name}
+
+    def labels(runs: list[dict], given: list[str] | None = None) -> list[str]:
+        run_labels(runs, given)
+        return [c["label"] for c in safety_table(runs)["columns"]]
+
+    # two 3B checkpoints audited by Perspective: the card's "3B" would name both columns
+    assert labels([audit("step-1000"), audit("step-2000")]) == [
+        "224-3B · step-1000", "224-3B · step-2000"]
+    assert labels([audit("a1"), audit("a2")], ["base", "tuned"]) == ["base", "tuned"]
+    assert labels([audit("p"), audit("d", perspective=False)]) == [
+        "224-3B · p · Perspective API", "224-3B · d · Detoxify original 0.5.4"]
+    assert labels([audit("only")]) == ["3B"]          # one per size: the card's own label
+
+
+def test_markdown_provenance_is_one_list_item_per_task_with_its_data_version(tmp_path):
+    from markdown_it import MarkdownIt
+
+    run = fake_benchmark_run(tmp_path / "r", {}, 0.5)
+    document = json.loads((run / "results.json").read_text())
+    second = json.loads(json.dumps(document["tasks"]["textvqa_val"]))
+    second["dataset"] = {"source": "local", "sha256": "c" * 64, "hub_id": "lmms-lab/textvqa",
+                         "split": "validation", "limit": 5, "split_rows": 50}
+    document["tasks"]["textvqa_val"]["dataset"]["resolved_revision"] = "d" * 40
+    document["tasks"]["second_task"] = second
+    (run / "results.json").write_text(json.dumps(document))
+    markdown = render([run], fmt="markdown")
+    html = MarkdownIt("commonmark").render(markdown.split("## Provenance")[1])
+    items = html.split("<li>")[2:]          # the first item is the run itself
+    assert len(items) == 2, html            # each task its own item, never run together
+    assert "hub main at commit " + "d" * 40 in items[0] and "revision" not in html
+    assert "local sha256 " + "c" * 64 in items[1] and "the first 5 of the split" in items[1]
+
+
 def test_a_paligemma_1_audit_is_drawn_in_its_cards_layout(tmp_path):
     run = fake_safety_run(tmp_path / "s")
     document = json.loads((run / "safety.json").read_text())
