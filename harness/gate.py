@@ -389,8 +389,11 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
     problems = _check_comparable(baseline, candidate, tasks)
     missing = [p for p in problems if "not in the candidate" in p]
     if missing or (problems and not allow_mismatch):
-        raise GateInputError("; ".join(problems) + ("" if missing else
-                                                    " (use --allow-mismatch to compare anyway)"))
+        # what --allow-mismatch allowed is not named as the error; a missing task never is
+        shown = missing if allow_mismatch else problems
+        raise GateInputError("; ".join(shown) + (
+            " (gate on the tasks both runs have with --tasks)" if missing else
+            " (use --allow-mismatch to compare anyway)"))
     checks = []
     for task in tasks:
         rules = _policy_for(policy, task)

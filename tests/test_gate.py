@@ -76,6 +76,8 @@ def test_missing_task_or_other_prompt_is_a_usage_error(runs, tmp_path):
     done, _ = gate_cli(tmp_path, candidate, runs["good"], "--allow-mismatch")
     assert done.returncode == 2
     assert "mmvp is in the baseline but not in the candidate" in done.stderr
+    assert "prompt differs" not in done.stderr   # allowed, so not named as the error
+    assert "with --tasks" in done.stderr
 
 
 def _synthetic_run(path: Path, correct: np.ndarray) -> Path:
