@@ -26,7 +26,7 @@ from PIL import Image
 
 from paligemma_eval.harness import images
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import SPLIT_COLUMN, DatasetSource
+from paligemma_eval.harness.registry import DatasetSource
 
 
 @dataclass

@@ -77,10 +77,6 @@ def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
     return runs
 
 
-def _variant(run: dict) -> str:
-    return (run.get("model") or {}).get("variant") or "unknown"
-
-
 def run_labels(runs: list[dict], labels: list[str] | None = None) -> None:
     """Give every run directory its own column label: `--label` in order, else variant + the
     run directory's name, made unique."""

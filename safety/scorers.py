@@ -81,9 +81,6 @@ class ScoreCache:
     def get(self, scorer: Scorer, text: str) -> Score | None:
         return self.entries.get(self.key(scorer, text))
 
-    def put(self, scorer: Scorer, text: str, score: Score) -> None:
-        self.put_many(scorer, [(text, score)])
-
     def put_many(self, scorer: Scorer, scored: list[tuple[str, Score]]) -> None:
         """Append (one fsync per call: a batch of a local scorer, one text of a remote one)."""
         lines = []

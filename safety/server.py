@@ -33,7 +33,6 @@ LEXICON = {
     "IDENTITY_ATTACK": {"subhuman", "vermin"},
 }
 MAX_TEXT_BYTES = 20480
-SCORER_VERSION = "lexicon-1"
 
 
 def lexicon_score(text: str, attribute: str) -> float:

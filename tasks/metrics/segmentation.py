@@ -108,13 +108,6 @@ def paste_mask(logits: torch.Tensor | np.ndarray, box: tuple[float, float, float
     return canvas
 
 
-def box_mask(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
-    canvas = np.zeros((height, width), dtype=bool)
-    y1, x1, y2, x2 = pixel_box(box, height, width)
-    canvas[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
-    return canvas
-
-
 def intersection_union(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(a, b).sum()), int(np.logical_or(a, b).sum())
 
