@@ -435,6 +435,9 @@ SAFETY_TOOLS = ("calibrate", "export", "import", "recompute")
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():   # a log: the libraries' redrawn bars would run lines together
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["safety"] and argv[1:2] and argv[1] in SAFETY_TOOLS:
         argv = [f"safety-{argv[1]}", *argv[2:]]   # `safety calibrate` etc.: no model involved

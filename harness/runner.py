@@ -9,7 +9,6 @@ elsewhere uses exactly the same code.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from paligemma_eval.harness import cache, data, formats, video
 from paligemma_eval.harness.cache import PredictionStore, run_key
 from paligemma_eval.harness.models import PaliGemmaModel
+from paligemma_eval.harness.progress import progress
 from paligemma_eval.harness.registry import Task
 from paligemma_eval.harness.results import task_result
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -112,14 +111,6 @@ def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:
         except Exception:  # a broken image fails its example later, with its reason
             sizes.append(None)
     return sizes
-
-
-def progress_options() -> dict[str, Any]:
-    """In a terminal, a live bar; in a CI log, a plain line every 30 s instead of a redraw per
-    batch."""
-    if sys.stderr.isatty():
-        return {}
-    return {"mininterval": 30.0, "ascii": True}
 
 
 def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
@@ -254,8 +245,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
     workers = options.preprocess_workers or default_preprocess_workers()
     with preprocess_threads(1) as pool, \
             preprocess_threads(workers) if workers > 1 else nullcontext() as loader, \
-            tqdm(total=len(todo), desc=f"generate {task.name}", unit="ex", leave=False,
-                 **progress_options()) as bar:
+            progress(len(todo), f"generate {task.name}") as bar:
         pending = pool.submit(load_batch, model, prepared, batches[0], loader) \
             if overlap and batches else None
         for index, batch_ids in enumerate(batches):
@@ -371,7 +361,7 @@ def score(prepared: Prepared, records: dict[str, dict], options: RunOptions) -> 
     predictions = [task.parser("" if i in failed else str(records[i].get("prediction") or ""))
                    for i in units]
     targets = [prepared.targets[i] for i in units]
-    with tqdm(total=1, desc=f"score {task.name}", leave=False) as bar:
+    with progress(1, f"score {task.name}", "task") as bar:
         scores = task.scorer(units, predictions, targets) if units else None
         bar.update(1)
     result = task_result(task, prepared.provenance, [i for i in units if i not in failed], scores,

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from paligemma_eval.harness import formats
 from paligemma_eval.harness.cache import PredictionStore
 from paligemma_eval.harness.models import PaliGemmaModel
+from paligemma_eval.harness.progress import progress
 from paligemma_eval.harness.registry import DatasetSource, Task
 from paligemma_eval.harness.results import (environment, harness_version, metric_entries,
                                             write_atomically, write_unit_scores)
@@ -85,7 +85,7 @@ def score_captions(captions: dict[str, str], scorer: Scorer, cache: ScoreCache) 
             todo[caption].append(example_id)
     texts = list(todo)
     size = max(1, getattr(scorer, "batch_size", 1))
-    with tqdm(total=len(texts), desc="score captions", unit="caption", leave=False) as bar:
+    with progress(len(texts), "score captions", "captions") as bar:
         for start in range(0, len(texts), size):
             chunk = texts[start:start + size]
             scored = scorer.score_batch(chunk) if hasattr(scorer, "score_batch") else \
