@@ -1,7 +1,8 @@
 """`paligemma-eval browse RUN [RUN2] --output DIR`: the examples behind every number.
 
 A static sample browser that opens from file:// and from a CI artifact (no server, no fetch:
-data travels in script files). Per task: image thumbnail (click: full size), prompt, output,
+data travels in script files). Per task: image thumbnail (click: full size; every image of a pair,
+FRAMES_SHOWN of a video's sampled frames), prompt, output,
 references, the per-example score and why, filters and pages; boxes, polygons and decoded masks
 drawn on the image for localisation tasks; FairFace captions with their subgroup and attribute
 scores; with two runs the flipped examples first, both outputs side by side.
@@ -20,6 +21,7 @@ Layout of DIR (sizes: docs/browser.md):
     data/t<N>/c<K>.js        per task: CHUNK examples' text, scores, why and overlays
     img/<hash>.jpg           a THUMB px thumbnail per distinct image, made once and reused
     img/<hash>-full.<ext>    the image as the dataset holds it (not with --thumbnails-only)
+    img/<hash>-frame<i>.jpg  a video's frame i as the task samples it (and -full.jpg)
     mask/t<N>/<i>-<run>.png  decoded masks (segmentation tasks)
     browser.json             the tasks and runs it holds (the report and gate link to it)
 Untrusted strings are data: JSON in script files (<, >, & and line separators escaped), shown
@@ -44,6 +46,7 @@ from paligemma_eval.harness.errors import InputError, UsageError
 CHUNK = 250          # examples per detail file: one page needs one or two
 THUMB = 160          # thumbnail's longest side, px
 MASK_MAX = 512       # decoded masks are stored at most this large (drawn stretched to the image)
+FRAMES_SHOWN = 4     # of a video example's sampled frames, this many are shown, evenly spread
 FACETS = ("answer_type", "question_type", "category", "domain")   # dataset columns to filter by
 TEMPLATE = Path(__file__).parent / "templates" / "browse.html"
 
@@ -115,19 +118,59 @@ class Images:
         self.full_files = {p.name.split("-full.")[0]: p.name
                            for p in self.folder.glob("*-full.*")} if full else {}
 
-    def add(self, cell: Any) -> dict[str, Any] | None:
-        from PIL import Image
-
+    def _key(self, cell: Any) -> str:
         from paligemma_eval.harness import data
 
-        if cell is None:
-            return None
         path = cell.get("path") if isinstance(cell, dict) and not cell.get("bytes") else None
         key = self.by_path.get(path) if path else None
         if key is None:
             key = data.cell_fingerprint(cell)
             if path:
                 self.by_path[path] = key
+        return key
+
+    def add_frames(self, cell: Any, frames: Any) -> list[dict[str, Any]]:
+        """FRAMES_SHOWN of a video's frames as the task samples them (decoded once per video
+        and directory); an unreadable video shows none, as its example failed."""
+        from paligemma_eval.harness import video
+
+        if cell is None:
+            return []
+        key = self._key(cell)
+        positions = frame_positions(frames)
+        names = [f"{key}-frame{p}" for p in positions]
+        decoded = None
+        if not all((self.folder / f"{n}.jpg").exists() and
+                   (not self.full or (self.folder / f"{n}-full.jpg").exists()) for n in names):
+            try:
+                decoded = video.decode_frames(cell, frames)
+            except Exception:
+                return []
+        shown = []
+        for position, name in zip(positions, names):
+            thumb, full = self.folder / f"{name}.jpg", self.folder / f"{name}-full.jpg"
+            if decoded is None:
+                self.reused += 1
+            else:
+                frame = decoded[position]
+                if self.full:
+                    frame.save(full, format="JPEG", quality=90)
+                frame.thumbnail((THUMB, THUMB))
+                frame.save(thumb, format="JPEG", quality=75)
+                self.made += 1
+            entry = {"thumb": f"img/{thumb.name}",
+                     "caption": f"frame {position + 1} of {frames.count}"}
+            if self.full:
+                entry["full"] = f"img/{full.name}"
+            shown.append(entry)
+        return shown
+
+    def add(self, cell: Any) -> dict[str, Any] | None:
+        from PIL import Image
+
+        if cell is None:
+            return None
+        key = self._key(cell)
         thumb = self.folder / f"{key}.jpg"
         entry = {"thumb": f"img/{key}.jpg"}
         raw = None
@@ -220,17 +263,47 @@ def _facets(prepared: Any) -> dict[str, list[Any]]:
     return {c: [None if v is None else str(v) for v in columns[c]] for c in present}
 
 
-def _image_cells(prepared: Any, rows_needed: set[int]):
-    """(row, cell) for each row that holds a shown image, streamed in batches."""
-    task = prepared.task
-    if task.image_column not in prepared.rows.column_names:
+def _image_cells(prepared: Any, rows_needed: set[int], name: str | None = None):
+    """(row, cell) of one image (or video) column, the task's first by default, for each row
+    that holds a shown example, streamed in batches."""
+    name = name or prepared.task.image_column
+    if name not in prepared.rows.column_names:
         return
-    column = prepared.rows.select_columns([task.image_column])
+    column = prepared.rows.select_columns([name])
     for start in range(0, len(column), 512):
-        batch = column[start:start + 512][task.image_column]
+        batch = column[start:start + 512][name]
         for offset, cell in enumerate(batch):
             if start + offset in rows_needed:
                 yield start + offset, cell
+
+
+def frame_positions(frames: Any) -> list[int]:
+    """Which of a video example's sampled frames are shown: FRAMES_SHOWN, first to last."""
+    return sorted({round(j * (frames.count - 1) / max(1, FRAMES_SHOWN - 1))
+                   for j in range(min(FRAMES_SHOWN, frames.count))})
+
+
+def images_caption(task: Any) -> str:
+    """What an example's row of images is, when it has several."""
+    if task.frames is not None:
+        shown = ", ".join(str(p + 1) for p in frame_positions(task.frames))
+        return f"frames {shown} of the {task.frames.count} the model sees"
+    return " · ".join(task.image_columns)
+
+
+def _shown_images(prepared: Any, cells: dict[int, Any], images: Images) -> dict[int, list]:
+    """Per row, what the model sees, as thumbnails: every image of an example (NLVR2's pair,
+    each captioned with its column) or FRAMES_SHOWN of a video's sampled frames."""
+    task = prepared.task
+    if task.frames is not None:
+        return {row: images.add_frames(cell, task.frames) for row, cell in cells.items()}
+    shown = {row: [{**entry, "caption": task.image_column}] if (entry := images.add(cell))
+             else [] for row, cell in cells.items()}
+    for name in task.extra_image_columns:
+        for row, cell in _image_cells(prepared, set(cells), name):
+            if (entry := images.add(cell)) is not None and shown.get(row):
+                shown[row].append({**entry, "caption": name})
+    return shown
 
 
 class Page:
@@ -315,11 +388,14 @@ def benchmark_page(number: int, name: str, runs: list[RunFiles], data_dir: Path 
                         units_are_examples(result)))
     rows_needed = {prepared.row_of[i] for i in prepared.ids}
     cells = dict(_image_cells(prepared, rows_needed))
-    shown_images = {row: images.add(cell) for row, cell in cells.items()}
+    shown_images = _shown_images(prepared, cells, images)
     for index, example_id in enumerate(prepared.ids):
         row = prepared.row_of[example_id]
+        shown = shown_images.get(row) or [None]
         record: dict[str, Any] = {"id": example_id, "prompt": prepared.prompts.get(example_id),
-                                  "image": shown_images.get(row), "runs": []}
+                                  "image": shown[0], "runs": []}
+        if len(shown) > 1:   # the overlays are drawn on the first; the others beside it
+            record["more"], record["images"] = shown[1:], images_caption(task)
         has_target = example_id in prepared.targets
         for k, (outputs, failed, parsed, reasons, units, by_example) in enumerate(per_run):
             explained = next(reasons) if reasons is not None and has_target else {}

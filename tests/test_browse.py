@@ -200,3 +200,68 @@ def test_the_browser_in_chromium(runs, tmp_path, data_dir):
 def questions(data_dir: Path) -> dict[str, str]:
     frame = pd.read_parquet(data_dir / "lmms-lab/VQAv2/default/validation.parquet")
     return dict(zip(frame["question_id"].astype(str), frame["question"]))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, data_dir) -> tuple[Path, Path]:
+    """A run of an image-pair task and a video task, and its browser."""
+    root = tmp_path_factory.mktemp("media")
+    done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--tasks",
+                              "nlvr2_test,msrvtt_qa_test", "--limit", "3", "--bootstrap", "20",
+                              "--data-dir", str(data_dir), "--output", str(root / "run")),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "run", browse(root / "browser", root / "run", data_dir=data_dir).parent
+
+
+def test_an_example_shows_every_image_the_model_sees(media, data_dir):
+    """A pair shows both images, a video FRAMES_SHOWN of its sampled frames (the first is the
+    model's first frame); rebuilding the directory decodes no video again."""
+    import numpy as np
+    from PIL import Image
+
+    from paligemma_eval.harness import registry, runner
+    from paligemma_eval.reports.browse import FRAMES_SHOWN
+
+    run, out = media
+    manifest = (out / "data" / "manifest.js").read_text()
+    pages = {p["name"]: p for p in json.loads(manifest[manifest.index("{"):-len(");\n")])["tasks"]}
+
+    def records(task: str) -> list[dict]:
+        chunk = (out / "data" / f"t{pages[task]['number']}" / "c0.js").read_text()
+        return json.loads(chunk[chunk.index("["):-len(");\n")])
+
+    for record in records("nlvr2_test"):
+        assert [record["image"]["caption"]] + [m["caption"] for m in record["more"]] == \
+            ["left_image", "right_image"] and record["images"] == "left_image · right_image"
+    video = registry.resolve(["msrvtt_qa_test"])[0]
+    prepared = runner.prepare(video, data_dir, 3)
+    for record in records("msrvtt_qa_test"):
+        shown = [record["image"], *record["more"]]
+        assert len(shown) == FRAMES_SHOWN and shown[0]["caption"] == "frame 1 of 16"
+        assert shown[-1]["caption"] == "frame 16 of 16" and "of the 16 the model" in \
+            record["images"]
+        assert all((out / s["thumb"]).is_file() and (out / s["full"]).is_file() for s in shown)
+        first = runner.example_images(prepared, record["id"], 64)[0]   # the fixture's size
+        full = np.asarray(Image.open(out / shown[0]["full"]).convert("RGB"), dtype=float)
+        assert full.shape == (*first.size[::-1], 3)
+        assert np.abs(full - np.asarray(first, dtype=float)).mean() < 4   # JPEG, same frame
+    again = subprocess.run(cli("browse", str(run), "--data-dir", str(data_dir), "--output",
+                               str(out)), capture_output=True, text=True)
+    assert again.returncode == 0
+    assert json.loads((out / "browser.json").read_text())["thumbnails_made"] == 0
+
+
+def test_the_other_images_show_and_open_in_chromium(media):
+    events = []
+    with chromium_page(events) as page:
+        page.goto(f"{(media[1] / 'index.html').as_uri()}#task=nlvr2_test")
+        page.wait_for_selector('body[data-ready="#task=nlvr2_test"]', state="attached")
+        assert page.locator("tr.example .more img").count() == 3      # each pair's right image
+        assert page.locator("tr.example .more .muted").first.inner_text() == \
+            "left_image · right_image"
+        page.locator("tr.example .more img").first.click()
+        opened = page.locator("#zoomed img").get_attribute("src")
+        assert opened.endswith("-full.png") and page.locator("#zoomed p").inner_text() == \
+            "right_image"
+    assert events == []
