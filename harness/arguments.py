@@ -9,71 +9,51 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
-def _whole(value: str) -> int:
+def _number(value: str, kind: type, accept: Callable[[Any], bool], rule: str) -> Any:
     try:
-        return int(value)
+        number = kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-
-
-def _finite(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(
+            f"not {'a whole number' if kind is int else 'a number'}: {value!r}") from None
+    if kind is float and not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    if not accept(number):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
     return number
 
 
 def positive_int(value: str) -> int:
-    number = _whole(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
-    return number
+    return _number(value, int, lambda n: n >= 1, "a positive integer")
 
 
 def count(value: str) -> int:
     """0 or more (--bootstrap 0: no intervals; --flips 0: list none)."""
-    number = _whole(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
+    return _number(value, int, lambda n: n >= 0, "0 or more")
+
+
+def port(value: str) -> int:
+    return _number(value, int, lambda n: 0 <= n <= 65535, "0 to 65535 (0: any free port)")
 
 
 def positive_float(value: str) -> float:
-    number = _finite(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return number
+    return _number(value, float, lambda x: x > 0, "positive")
 
 
 def fraction(value: str) -> float:
     """A share, 0 to 1 (a coverage, an error rate)."""
-    number = _finite(value)
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return number
+    return _number(value, float, lambda x: 0 <= x <= 1, "between 0 and 1")
 
 
 def score_threshold(value: str) -> float:
     """A flag threshold on scores in [0, 1]: above 0 (0 flags every text), at most 1."""
-    number = _finite(value)
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1 (scores are "
-                                         f"probabilities), got {value}")
-    return number
-
-
-def port(value: str) -> int:
-    number = _whole(value)
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535 (0: any free port), got {number}")
-    return number
+    return _number(value, float, lambda x: 0 < x <= 1,
+                   "above 0 and at most 1 (scores are probabilities)")
 
 
 def add_bootstrap_args(parser: argparse.ArgumentParser, what: str = "intervals") -> None:
