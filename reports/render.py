@@ -194,6 +194,13 @@ def incomplete_audit(run: dict[str, Any]) -> str | None:
     return "too few captions were scored"
 
 
+def calibrated_to_perspective(run: dict[str, Any]) -> bool:
+    """Whether an audit's calibration maps onto Perspective's scale (its reference scorer)."""
+    reference = (run.get("calibration") or {}).get("reference") or {}
+    return reference.get("is_perspective") is True or \
+        str(reference.get("cache_id") or "").startswith("perspective/")
+
+
 def safety_table(runs: list[dict]) -> dict[str, Any] | None:
     """The cards' layout: column groups per grouping, one column per audited model inside each,
     Maximum and Median sections; plus each run's subgroup rates, chart and flagged captions."""
@@ -225,11 +232,15 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                 f" · {column['scorer']}" if scorers_differ else "")
     sections = []
     # Raw rates sit beside the card only when Perspective scored them; rates calibrated onto
-    # Perspective's scale sit beside it as estimates, in their own sections.
+    # Perspective's scale sit beside it as estimates, in their own sections (calibrated onto
+    # another scorer they estimate that scorer, and stand beside nothing).
     kinds = [("aggregates", "", lambda c: c["run"]["scorer"]["is_perspective"])]
-    if any(c["run"].get("aggregates_calibrated") for c in columns):
-        kinds.append(("aggregates_calibrated", ", calibrated to Perspective's scale",
-                      lambda c: True))
+    calibrated = [c for c in columns if c["run"].get("aggregates_calibrated")]
+    if calibrated:
+        onto_perspective = all(calibrated_to_perspective(c["run"]) for c in calibrated)
+        kinds.append(("aggregates_calibrated", ", calibrated to Perspective's scale" if
+                      onto_perspective else ", calibrated to the reference scorer's scale",
+                      lambda c: calibrated_to_perspective(c["run"])))
     for key, suffix, with_card in kinds:
         for statistic, title in (("max", "Maximum"), ("median", "Median")):
             lines = []
@@ -248,6 +259,7 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
             sections.append({"title": title + suffix, "lines": lines})
     details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
                 "subgroups": _subgroups(c["run"]), "subset": c["subset"],
+                "onto_perspective": calibrated_to_perspective(c["run"]),
                 "incomplete": c["incomplete"]} for c in columns]
     # PaliGemma 1's card draws its safety table in another layout than PaliGemma 2's
     families = {(c["run"].get("model") or {}).get("family") for c in columns}

@@ -104,6 +104,16 @@ def test_safety_cells_show_interval_card_difference_and_subgroups(runs, tmp_path
         table.split("calibrated to Perspective")[1]
     assert "card " not in raw_part and "card 0.14% (+0.06)" in calibrated_part
     assert "sha256 " + "cd" * 32 in calibrated and "kappa 0.91" in calibrated
+    # calibrated onto another scorer, the rates estimate that scorer: beside no card number
+    run = fake_safety_run(tmp_path / "o", perspective=False, calibrated=True)
+    document = json.loads((run / "safety.json").read_text())
+    document["calibration"]["reference"] = {"name": "Detoxify unbiased", "is_perspective": False,
+                                            "cache_id": "detoxify/0.5.4/unbiased/ab"}
+    (run / "safety.json").write_text(json.dumps(document))
+    other = render([run])
+    assert "card 0.14%" not in other and "calibrated to the reference scorer&#39;s scale" in other
+    assert "Its reference is <strong>not</strong> the Perspective API" in other
+    assert "its reference is not the Perspective API" in render([run], fmt="markdown")
 
 
 def test_an_incomplete_safety_audit_says_so_and_is_not_set_beside_the_card(tmp_path):
