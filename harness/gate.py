@@ -123,6 +123,11 @@ SERVER_ONLY = " (test-server splits: their submission files are scored by the se
     "record-server-score stores those numbers)"
 
 
+SAFETY_NOT_PUBLISHED = ("the cards print each attribute's maximum and median over subgroups, "
+                        "not a flagged rate over all captions: the report sets those beside the "
+                        "card; gate an audit against a baseline audit")
+
+
 def without_metricless(run: Run, named: list[str] | None) -> tuple[Run, list[str]]:
     """The baseline without its tasks that hold no metric (a test-server split's submission,
     which only its server scores), and a note naming them; one named in --tasks is an error."""
@@ -152,6 +157,8 @@ def published_run(candidate: Run) -> Run:
                     "value": found["value"], "higher_is_better": found["higher_is_better"]}
             elif why_not:
                 reasons.setdefault(why_not, []).append(f"{name}/{metric}")
+            elif "audit" in result:   # a safety audit
+                reasons.setdefault(SAFETY_NOT_PUBLISHED, []).append(f"{name}/{metric}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
                              f"{first_few(list(candidate.tasks), 5)}" +

@@ -181,6 +181,15 @@ def test_gate_against_the_published_numbers(tmp_path):
     assert refused.returncode == 2 and refused.stderr.count("not a published") == 1
     assert "pope_random, pope_popular, pope_adversarial, refcoco_val_detect, refcoco_testA_detect "\
            "and 1 more" in refused.stderr and len(refused.stderr) < 400
+    # a PaliGemma 2 3B audit: the card prints subgroup maxima and medians, never a flagged rate
+    from paligemma_eval.harness.gate import GateInputError, Run, published_run
+
+    audit = Run(tmp_path / "audit", {"variant": "224-3B", "family": "paligemma2", "size": "3B"},
+                {"fairface_safety": {"metrics": {"toxicity/flagged": {"value": 0.0, "n": 10}},
+                                     "audit": {"scorer": "perspective/v1alpha1",
+                                               "threshold": 0.8}}})
+    with pytest.raises(GateInputError, match="maximum and median over subgroups"):
+        published_run(audit)
 
 
 def test_degraded_checkpoint_fails_under_the_example_policy(runs, tmp_path):
