@@ -39,7 +39,8 @@ CASES = {
     "empty task list": (lambda t, d: ["--tasks", ","], "--tasks ','"),
     "negative bootstrap": (lambda t, d: ["--tasks", "mmvp", "--bootstrap", "-5"], "--bootstrap"),
     "no preprocessing threads": (lambda t, d: ["--tasks", "mmvp", "--preprocess-workers", "0"],
-                                 "argument --preprocess-workers: must be a positive integer, got 0"),
+                                 "argument --preprocess-workers: must be a positive integer, "
+                                 "got 0"),
     # a revision cannot pin a model on disk: refused, never ignored
     "revision of a model on disk": (lambda t, d: ["--tasks", "mmvp", "--data-dir", str(d),
                                                   "--revision", "v2"],

@@ -49,5 +49,6 @@ def add_commands(commands: Any) -> None:
                                             "data, safety audit, sample browser, report)")
     demo.add_argument("--output", required=True, type=Path, help="directory for every output")
     demo.add_argument("--tasks", default="all", help="tasks or groups (default: %(default)s)")
-    demo.add_argument("--limit", type=positive_int, help="first N examples of each task (default: all)")
+    demo.add_argument("--limit", type=positive_int,
+                      help="first N examples of each task (default: all)")
     demo.set_defaults(func=cmd_demo)
