@@ -199,7 +199,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: Any) -> int:
     from paligemma_eval.harness.loading import load_model
     from paligemma_eval.harness.results import ResultsFile
-    from paligemma_eval.harness.runner import check_earlier_outputs, prepare, run_task
+    from paligemma_eval.harness.runner import (check_earlier_outputs, note_row_counts, prepare,
+                                               run_task)
 
     if args.backend == "vllm" and args.decode_config == "big_vision":
         raise UsageError("--backend vllm runs the checkpoint's own config (final soft-cap, "
@@ -226,6 +227,7 @@ def _run_locked(args: argparse.Namespace, tasks: list, context: Any, options: An
         info = model.info
         print(f"model {info.id}: {info.family} {info.size} {info.resolution}px {info.dtype} "
               f"on {model.device}", file=sys.stderr)
+        note_row_counts({name: one.provenance for name, one in prepared.items()})
     path = None
     model_record = model.info.to_dict()
     if args.finetuned_for:  # the user's word: which card rows this checkpoint's numbers may meet
@@ -330,7 +332,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict]) -> int:
     from paligemma_eval.harness.results import ResultsFile
-    from paligemma_eval.harness.runner import RunOptions, prepare, score
+    from paligemma_eval.harness.runner import RunOptions, note_row_counts, prepare, score
 
     results = ResultsFile(args.output, None)   # merged into below: read (and checked) first
     if results.replaced:
@@ -343,6 +345,7 @@ def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict])
                          f"{missing[0]!r}); --allow-partial scores them as wrong")
     unknown = [i for i in records if i not in prepared.row_of]
     records = {i: r for i, r in records.items() if i in prepared.row_of}
+    note_row_counts({task.name: prepared.provenance})
     result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
                                                  seed=args.seed))
     result.update(predictions_file=str(args.predictions), partial=bool(missing),

@@ -27,6 +27,7 @@ from PIL import Image
 from paligemma_eval.harness import images
 from paligemma_eval.harness.errors import DatasetError
 from paligemma_eval.harness.registry import DatasetSource
+from paligemma_eval.harness.split_rows import hub_rows
 
 
 @dataclass
@@ -128,6 +129,8 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
     if len(rows) == 0:
         raise DatasetError(f"{source.describe()}: the dataset has no rows")
     provenance["num_rows"] = len(rows)
+    if source.reader is None and (expected := hub_rows(source)) is not None:
+        provenance["hub_rows"] = expected
     return LoadedData(rows, provenance)
 
 

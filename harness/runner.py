@@ -9,6 +9,7 @@ elsewhere uses exactly the same code.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -26,6 +27,7 @@ from paligemma_eval.harness.progress import progress
 from paligemma_eval.harness.registry import Task
 from paligemma_eval.harness.results import task_result
 from paligemma_eval.harness.scores import DEFAULT_RESAMPLES, DEFAULT_SEED
+from paligemma_eval.harness.split_rows import rows_unlike_hub
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,23 @@ def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
                   "num_examples": len(ids),
                   **({"selection": selection} if selection else {})}
     return Prepared(task, rows, ids, prompts, targets, failed, provenance, row_of)
+
+
+def note_row_counts(provenances: dict[str, dict[str, Any]]) -> None:
+    """Said before generation, one line each: tasks whose local files hold another number of rows
+    than the hub copy's split (no card number), and hub copies that changed since recorded."""
+    for source in ("local", "hub"):
+        found = {task: why for task, provenance in provenances.items()
+                 if (why := rows_unlike_hub(provenance, source)) is not None}
+        if not found:
+            continue
+        first, why = next(iter(found.items()))
+        more = f" (and {len(found) - 1} more task{'s' * (len(found) > 2)} like it)" \
+            if len(found) > 1 else ""
+        whose = "their numbers" if len(found) > 1 else "its numbers"
+        print(f"note: {first}: {why}{more}" +
+              (f"; {whose} will stand beside no card row" if source == "local" else ""),
+              file=sys.stderr)
 
 
 def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:

@@ -62,7 +62,8 @@ def _version() -> str:
 
 def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
     """One huggingface_hub EvalResult per (task, metric) with a value, for every task that ran on
-    its whole split: a card entry names the split, so a --limit subset's number is left out."""
+    its whole split: a card entry names the split, so the number of a --limit subset, or of a
+    local file short of the hub copy's split, is left out."""
     from huggingface_hub import EvalResult
 
     source = {"source_name": f"paligemma-eval {_version()} (self-reported)",
@@ -85,8 +86,8 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
                 metric_type=metric, metric_value=entry["value"], metric_name=f"{metric}{rule}",
                 **source))
     if cut:
-        print(f"export: left out, run on part of their split (--limit), not the split an entry "
-              f"names: {first_few(cut, 5)}", file=sys.stderr)
+        print(f"export: left out, run on part of their split (--limit, a partial local file), "
+              f"not the split an entry names: {first_few(cut, 5)}", file=sys.stderr)
     return found
 
 

@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness.split_rows import rows_unlike_hub
+
 PATH = Path(__file__).parent / "published.json"
 CARD_ROWS = Path(__file__).parent / "card_rows.json"
 TRANSFERS = Path(__file__).parent / "transfers.json"
@@ -23,8 +25,11 @@ def load() -> dict[str, Any]:
 
 
 def subset_of_split(dataset: dict[str, Any]) -> str | None:
-    """What part of its split a result covers when --limit cut it, else None. A file from before
-    `split_rows` was recorded counts as cut: it cannot show that it was not."""
+    """What part of its split a result covers when --limit cut it, or when a local file holds
+    another number of rows than the hub copy's split (a partial download, other data), else None.
+    A file from before `split_rows` was recorded counts as cut: it cannot show that it was not."""
+    if (local := rows_unlike_hub(dataset, "local")) is not None:
+        return local
     limit, rows = dataset.get("limit"), dataset.get("split_rows")
     if not limit or (rows is not None and rows <= limit):
         return None

@@ -31,8 +31,8 @@ from paligemma_eval.harness.registry import DatasetSource, Task
 from paligemma_eval.harness.results import (environment, harness_version, metric_entries,
                                             write_atomically, write_unit_scores)
 from paligemma_eval.harness.runner import (RunOptions, compact_predictions, current_predictions,
-                                           decoding, generate, prediction_files,
-                                           prepare)
+                                           decoding, generate, note_row_counts,
+                                           prediction_files, prepare)
 from paligemma_eval.harness.scores import DEFAULT_SEED, Ratio, Scores, Statistic, bootstrap
 from paligemma_eval.safety.scorers import Score, ScoreCache, Scorer
 
@@ -172,6 +172,7 @@ def run_audit(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions,
               run: RunOptions, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     task = fairface_task(options)
     prepared = prepare(task, run.data_dir, run.limit)
+    note_row_counts({task.name: prepared.provenance})
     throughput = generate(model, prepared, run)
     predictions = current_predictions(prepared, run.out, throughput["key"])
     decode, orders = label_names(prepared.rows)

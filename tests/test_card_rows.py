@@ -374,3 +374,83 @@ def test_a_run_cut_by_limit_gets_no_card_number_and_the_report_says_so(tmp_path)
         text = (tmp_path / f"r.{suffix}").read_text()
         assert "card 63.54" not in text and "the first 50 of the split" in text
         assert "not the card&#39;s whole split" in text or "not the card's whole split" in text
+
+
+def _marvl_split(split: str, rows: int, source: str = "local") -> dict:
+    return {"source": source, "hub_id": "floschne/marvl", "split": split, "num_rows": rows,
+            "hub_rows": published_rows("floschne/marvl", split)}
+
+
+def published_rows(hub_id: str, split: str, config: str | None = None) -> int:
+    from paligemma_eval.harness.registry import DatasetSource
+    from paligemma_eval.harness.split_rows import hub_rows
+
+    return hub_rows(DatasetSource(hub_id, split, config))
+
+
+def test_a_local_file_with_other_rows_than_the_hub_copy_gets_no_card_number():
+    mine = model(id="/ck/my-nlvr2", kind="unknown", finetuned_for=["marvl"])
+    counts = {"id": 1128, "sw": 1108, "ta": 1242, "tr": 1180, "zh": 1012}    # the dataset card's
+    assert {s: published_rows("floschne/marvl", s) for s in counts} == counts
+
+    def run(**rows) -> dict:
+        return {"dataset": {"split": "id+sw+ta+tr+zh", "absent_splits": [], "splits": {
+            s: _marvl_split(s, rows.get(s, n)) for s, n in counts.items()}}}
+
+    card, _ = published.card_pairing("marvl", "accuracy/avg5", mine, run())
+    assert card is not None and card["percent"] == 80.57        # whole local files pair
+    card, why = published.card_pairing("marvl", "accuracy/avg5", mine, run(ta=100))
+    assert card is None and why == ("no card number: floschne/marvl / ta: the local file has 100 "
+                                    "of the hub copy's 1242 rows, not the card's whole split")
+    card, why = published.card_pairing("marvl", "accuracy/avg5", mine, run(ta=1, tr=2000))
+    assert card is None and "(and 1 more split like it)" in why
+    assert "floschne/marvl / tr: the local file has 2000 rows, the hub copy 1180" in \
+        published.subset_of_split(run(tr=2000)["dataset"])
+    # the hub copy itself is what the task loads: a changed count is said at run time, not here
+    hub = run()
+    hub["dataset"]["splits"]["ta"] = _marvl_split("ta", 1200, source="hub")
+    assert published.card_pairing("marvl", "accuracy/avg5", mine, hub)[0] is not None
+    # a split the file does not list is not checked (no count read from a source)
+    assert published_rows("floschne/marvl", "xx") is None
+
+
+def test_split_rows_name_splits_the_tasks_read_with_a_source_each():
+    from paligemma_eval.harness.split_rows import PATH
+
+    read = {("HuggingFaceM4/FairFace", c, s) for c in ("0.25", "1.25")
+            for s in ("train", "validation")}
+    for task in registry.all_tasks().values():
+        for source in (task.source, *([task.source.nested.source] if task.source.nested else [])):
+            read |= {(source.hub_id, source.config, split) for split in source.split.split("+")}
+    for entry in json.loads(PATH.read_text())["splits"]:
+        assert (entry["hub_id"], entry["config"], entry["split"]) in read, entry
+        assert isinstance(entry["rows"], int) and entry["rows"] > 0 and entry["source"], entry
+
+
+def test_run_and_report_say_when_local_files_hold_part_of_the_split(data_dir, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(cli("run", "--model", "tiny-paligemma", "--tasks", "mmvp,docvqa_val",
+                              "--data-dir", str(data_dir), "--output", str(out)),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    note = [line for line in done.stderr.splitlines() if "the hub copy" in line]
+    assert note == ["note: mmvp: lmms-lab-eval/MMVP / train: the local file has 24 of the hub "
+                    "copy's 300 rows (and 1 more task like it); their numbers will stand beside "
+                    "no card row"]
+    dataset = json.loads((out / "results.json").read_text())["tasks"]["docvqa_val"]["dataset"]
+    assert (dataset["num_rows"], dataset["hub_rows"]) == (24, 5349)
+    assert "lmms-lab/DocVQA [DocVQA] / validation: the local file has 24 of the hub copy&#39;s " \
+        "5349 rows" in render([out])
+
+
+def test_the_run_says_when_the_hub_copy_no_longer_has_the_rows_its_card_gave(capsys):
+    from paligemma_eval.harness.runner import note_row_counts
+
+    pope = {"source": "hub", "hub_id": "lmms-lab/POPE", "config": "Full", "split": "random",
+            "num_rows": 2990, "hub_rows": 3000}
+    note_row_counts({"pope_random": pope, "mmvp": {**pope, "num_rows": 3000}})
+    assert capsys.readouterr().err == (
+        "note: pope_random: lmms-lab/POPE [Full] / random: the hub copy has 2990 rows, not the "
+        "3000 its dataset card gave (split_rows.json)\n")
+    note_row_counts({"mmvp": {**pope, "num_rows": 3000}})     # as the card says: nothing to say
+    assert capsys.readouterr().err == ""

@@ -98,11 +98,26 @@ def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
     done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "export: left out, run on part of their split (--limit), not the split an entry names: "\
-           "vqav2_val\n" in done.stderr
+    assert "export: left out, run on part of their split (--limit, a partial local file), not " \
+           "the split an entry names: vqav2_val\n" in done.stderr
     card = ModelCard(f"---\n{out.read_text()}---\n")
     assert {r.task_name for r in card.data.eval_results} == {"pope_random", "refcoco_val_detect"}
     refused = subprocess.run(cli("export", str(run), "--eval-results", str(tmp_path / "e"),
                                  "--benchmark", "vqav2_val=org/vqa:acc"),
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "ran on part of its split (--limit 10" in refused.stderr
+
+
+def test_a_task_on_a_partial_local_file_is_not_exported_as_its_split(tmp_path):
+    results = json.loads(json.dumps(RESULTS))
+    results["tasks"]["pope_random"]["dataset"].update(source="local", num_rows=300,
+                                                      hub_rows=3000)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "model-index.yaml"
+    done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.endswith("names: pope_random\n"), done.stderr
+    card = ModelCard(f"---\n{out.read_text()}---\n")
+    assert "pope_random" not in {r.task_name for r in card.data.eval_results}
