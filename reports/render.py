@@ -63,13 +63,17 @@ class BenchmarkRow:
 
 def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
     """Every results.json / safety.json under the given run directories (or files)."""
-    runs = []
+    runs, read = [], {}
     for path in paths:
         files = [path] if path.is_file() else [path / n for n in ("results.json", "safety.json")
                                                 if (path / n).exists()]
         if not files:
             raise FileNotFoundError(f"{path}: no results.json or safety.json")
         for file in files:
+            if file.resolve() in read:   # drawn twice, it would look like two runs that agree
+                raise UsageError(f"{path}: {file} is already in the report (from "
+                                 f"{read[file.resolve()]})")
+            read[file.resolve()] = path
             document = read_run_document(file)
             document["_path"] = str(file)
             document["_dir"] = str(path)

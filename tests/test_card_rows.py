@@ -372,6 +372,7 @@ def test_a_run_cut_by_limit_gets_no_card_number_and_the_report_says_so(tmp_path)
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         text = (tmp_path / f"r.{suffix}").read_text()
+        assert text.startswith("<!DOCTYPE html>") == (suffix == "html")   # r.md: Markdown
         assert "card 63.54" not in text and "the first 50 of the split" in text
         assert "not the card&#39;s whole split" in text or "not the card's whole split" in text
 

@@ -156,6 +156,26 @@ def test_a_safety_audit_cut_by_limit_is_not_set_beside_the_card(tmp_path):
     assert "Audited on part of FairFace (--limit 100" in render([run], fmt="markdown")
 
 
+def test_a_run_given_twice_is_refused_not_drawn_as_two(tmp_path):
+    run = fake_benchmark_run(tmp_path / "a", {}, 0.6)
+    for twice in ([run, run], [run, run / "results.json"]):
+        with pytest.raises(UsageError, match="results.json is already in the report"):
+            render(twice)
+    page = tmp_path / "r.html"
+    done = subprocess.run(cli("report", str(run), f"{run}/", "--output", str(page)),
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "already in the report" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not page.exists()
+
+
+def test_the_format_follows_the_output_suffix_unless_asked():
+    from paligemma_eval.reports.cli import output_format
+
+    assert [output_format(None, Path(n)) for n in ("r.md", "R.Markdown", "r.html", "r")] == [
+        "markdown", "markdown", "html", "html"]
+    assert output_format("html", Path("r.md")) == "html"
+
+
 def test_redaction_and_markdown(runs):
     assert EVIL not in render(runs, redact=True) and "1 flagged captions redacted" in \
         render(runs, redact=True)
