@@ -254,8 +254,10 @@ def finetuned_for(value: str | None) -> list[str]:
     names = sorted({n for n in value.split(",") if n})
     unknown = [n for n in names if n not in registry.all_tasks()]
     if not names or unknown:
-        raise UsageError(f"--finetuned-for {value!r}: " + (f"unknown task(s) {', '.join(unknown)}"
-                         if unknown else "no task names"))
+        known = list(registry.all_tasks())
+        raise UsageError(f"--finetuned-for {value!r}: " + (
+            f"unknown task {unknown[0]!r}; {registry.suggestion(unknown[0], known)}" if unknown
+            else "no task names"))
     return names
 
 

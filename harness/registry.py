@@ -8,6 +8,7 @@ task code and third parties extend the registry exactly as the built-ins do.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -242,6 +243,15 @@ class UnknownTaskError(KeyError):
         return str(self.args[0])
 
 
+def suggestion(name: str, known: list[str]) -> str:
+    """The names closest to a misspelt one (case aside), and where the whole list is."""
+    lowered = {k.lower(): k for k in known}
+    close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3,
+                                                           cutoff=0.6)]
+    return (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + \
+        "`paligemma-eval tasks` lists the tasks and groups"
+
+
 def resolve(names: Iterable[str]) -> list[Task]:
     """Task records for names, group names or "all", in the order given, without repeats."""
     tasks, known_groups = all_tasks(), groups()
@@ -256,8 +266,7 @@ def resolve(names: Iterable[str]) -> list[Task]:
         else:
             broken = "; ".join(f"plugin {plugin} is broken ({why})"
                                for plugin, why in broken_plugins().items())
-            raise UnknownTaskError(
-                f"unknown task {name!r}" + (f" ({broken})" if broken else "")
-                + f"; known tasks: {', '.join(tasks)}; groups: {', '.join(sorted(known_groups))}")
+            raise UnknownTaskError(f"unknown task {name!r}" + (f" ({broken})" if broken else "")
+                                   + f"; {suggestion(name, [*tasks, *known_groups, 'all'])}")
         chosen.extend(tasks[m] for m in members if tasks[m] not in chosen)
     return chosen

@@ -104,7 +104,10 @@ def test_score_command_uses_the_same_metric_code(tmp_path, data_dir, tiny_model)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tasks", "no_such_task"], "unknown task 'no_such_task'; known tasks: "),
+    (["--tasks", "no_such_task"], "unknown task 'no_such_task'; `paligemma-eval tasks` lists"),
+    (["--tasks", "pope_ranodm"], "unknown task 'pope_ranodm'; did you mean 'pope_random' or "),
+    (["--tasks", "MMVP"], "unknown task 'MMVP'; did you mean 'mmvp'? "),
+    (["--tasks", "mmvp", "--finetuned-for", "Mmvp"], "unknown task 'Mmvp'; did you mean 'mmvp'"),
     (["--tasks", "mmvp", "--limit", "0"], "argument --limit: must be a positive integer"),
     (["--tasks", "mmvp", "--batch-size", "-1"], "argument --batch-size: must be a positive"),
     (["--tasks", "mmvp", "--output", "/proc/forbidden"], "not a writable directory"),
