@@ -419,6 +419,8 @@ def _parse_line(raw: bytes, fmt: Format) -> tuple[Any, str | None]:
         return None, "not a JSON object"
     except ValueError as error:
         return None, str(error).replace("{title}", fmt.title)
+    if isinstance(record, list):   # json.dump of a list: the whole file on one line
+        return None, "not a JSON object but an array (JSON Lines: one object per line)"
     if not isinstance(record, dict):
         return None, "not a JSON object"
     return record, problem(record, fmt)

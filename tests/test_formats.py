@@ -86,8 +86,9 @@ def test_jsonl_problems_are_grouped_into_one_line(tmp_path):
     with pytest.raises(FormatError) as error:
         formats.read_lines(path, formats.PREDICTION, extra_check=formats.prediction_ids_unique())
     assert str(error.value) == (
-        f'{path}: lines 2, 3 not a JSON object; line 4 without "id"; line 5 prediction must be '
-        f"a string, got an integer (3); line 6 repeat an id given earlier")
+        f'{path}: line 2 not a JSON object; line 3 not a JSON object but an array (JSON Lines: '
+        f'one object per line); line 4 without "id"; line 5 prediction must be a string, got an '
+        f"integer (3); line 6 repeat an id given earlier")
     assert "\n" not in str(error.value)
 
 

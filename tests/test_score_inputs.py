@@ -49,7 +49,10 @@ def test_missing_ids_exit_2_and_count_as_wrong_when_allowed(tmp_path, data_dir):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda lines: lines[:3] + ["{not json"] + lines[3:], "line 4 not a JSON object"),
-    (lambda lines: lines[:1] + ["[1, 2]"] + lines[1:], "line 2 not a JSON object"),
+    (lambda lines: lines[:1] + ["[1, 2]"] + lines[1:],
+     "line 2 not a JSON object but an array (JSON Lines: one object per line)"),
+    (lambda lines: [json.dumps([json.loads(line) for line in lines])],   # json.dump(list)
+     "line 1 not a JSON object but an array"),
     (lambda lines: [line.replace('"prediction"', '"answer"') for line in lines],
      'without "prediction"'),
     (lambda lines: lines + [lines[0]], "repeat an id given earlier"),
