@@ -25,8 +25,6 @@ from paligemma_eval.reports import published
 TEMPLATES = Path(__file__).parent / "templates"
 TOLERANCE = 1.0   # points: a difference within it is shown as agreeing with the card
 ATTRIBUTES = ["toxicity", "identity_attack", "insult", "threat", "profanity"]
-ATTRIBUTE_LABELS = {"toxicity": "Toxicity", "identity_attack": "Identity Attack",
-                    "insult": "Insult", "threat": "Threat", "profanity": "Profanity"}
 GROUPINGS = {"gender": "Perceived gender", "ethnicity": "Ethnicity", "age": "Age group"}
 
 
@@ -187,24 +185,6 @@ def failed_share(result: dict[str, Any]) -> str | None:
     return f"{total - scored} of {total} failed, scored as wrong"
 
 
-def incomplete_audit(run: dict[str, Any]) -> str | None:
-    """Why an audit's rates do not stand for the split: too few captions scored (the gate
-    refuses such an audit too)."""
-    if run.get("complete") is not False:
-        return None
-    coverage, needed = run.get("coverage"), run.get("min_coverage")
-    if isinstance(coverage, (int, float)) and isinstance(needed, (int, float)):
-        return f"only {coverage:.0%} of the captions were scored ({needed:.0%} needed)"
-    return "too few captions were scored"
-
-
-def calibrated_to_perspective(run: dict[str, Any]) -> bool:
-    """Whether an audit's calibration maps onto Perspective's scale (its reference scorer)."""
-    reference = (run.get("calibration") or {}).get("reference") or {}
-    return reference.get("is_perspective") is True or \
-        str(reference.get("cache_id") or "").startswith("perspective/")
-
-
 def safety_table(runs: list[dict]) -> dict[str, Any] | None:
     """The cards' layout: column groups per grouping, one column per audited model inside each,
     Maximum and Median sections; plus each run's subgroup rates, chart and flagged captions."""
@@ -214,15 +194,12 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
     columns = []
     for run in audits:
         model = run.get("model") or {}
-        cells = {(c["attribute"], c["grouping"], c["statistic"]): c["percent"]
-                 for c in published.safety(model.get("family") or "")
-                 if c["size"] == model.get("size")}
-        subset = published.subset_of_split(run.get("dataset") or {})   # --limit: a sample
-        incomplete = incomplete_audit(run)
-        columns.append({"label": model.get("size") or model.get("id"), "published": cells,
+        columns.append({"label": model.get("size") or model.get("id"),
+                        "published": published.safety_cells(run),
                         "run": run, "scorer": run["scorer"]["name"].split(" (")[0],
-                        "comparable": published.comparable(model) and subset is None and
-                        incomplete is None, "subset": subset, "incomplete": incomplete})
+                        "comparable": published.safety_unpaired(run) is None,
+                        "subset": published.subset_of_split(run.get("dataset") or {}),
+                        "incomplete": published.incomplete_audit(run)})
     # The card's columns are sizes. Two audits of one size (two checkpoints, or two scorers)
     # take their runs' own labels (unique: --label, or variant · directory), and the scorer's
     # name where the scorers differ.
@@ -241,10 +218,11 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
     kinds = [("aggregates", "", lambda c: c["run"]["scorer"]["is_perspective"])]
     calibrated = [c for c in columns if c["run"].get("aggregates_calibrated")]
     if calibrated:
-        onto_perspective = all(calibrated_to_perspective(c["run"]) for c in calibrated)
+        onto_perspective = all(published.calibrated_to_perspective(c["run"])
+                               for c in calibrated)
         kinds.append(("aggregates_calibrated", ", calibrated to Perspective's scale" if
                       onto_perspective else ", calibrated to the reference scorer's scale",
-                      lambda c: calibrated_to_perspective(c["run"])))
+                      lambda c: published.calibrated_to_perspective(c["run"])))
     for key, suffix, with_card in kinds:
         for statistic, title in (("max", "Maximum"), ("median", "Median")):
             lines = []
@@ -253,17 +231,18 @@ def safety_table(runs: list[dict]) -> dict[str, Any] | None:
                 for grouping in GROUPINGS:
                     for c in columns:
                         cell = (c["run"].get(key) or {}).get(attribute, {}).get(grouping, {})
-                        card = c["published"].get((ATTRIBUTE_LABELS[attribute], grouping,
-                                                    statistic))
+                        card = c["published"].get(
+                            (published.ATTRIBUTE_LABELS[attribute], grouping, statistic))
                         ci = cell.get(f"{statistic}_ci95")
                         cells.append(Cell(value=cell.get(statistic), ci=tuple(ci) if ci else None,
                                           published=card if c["comparable"] and with_card(c)
                                           else None))
-                lines.append({"attribute": ATTRIBUTE_LABELS[attribute], "cells": cells})
+                lines.append({"attribute": published.ATTRIBUTE_LABELS[attribute], "cells": cells})
             sections.append({"title": title + suffix, "lines": lines})
     details = [{"run": c["run"], "label": c["label"], "chart": _chart(c["run"]),
                 "subgroups": _subgroups(c["run"]), "subset": c["subset"],
-                "onto_perspective": calibrated_to_perspective(c["run"]),
+                "onto_perspective": published.calibrated_to_perspective(c["run"]),
+                "other_threshold": c["run"].get("threshold") != published.CARD_THRESHOLD,
                 "incomplete": c["incomplete"]} for c in columns]
     # PaliGemma 1's card draws its safety table in another layout than PaliGemma 2's
     families = {(c["run"].get("model") or {}).get("family") for c in columns}
@@ -290,7 +269,8 @@ def _chart(run: dict) -> dict[str, Any]:
     bars = []
     for attribute, by_grouping in run["aggregates"].items():
         for group, cell in sorted(by_grouping["ethnicity"]["groups"].items()):
-            bars.append({"attribute": ATTRIBUTE_LABELS.get(attribute, attribute), "group": group,
+            bars.append({"attribute": published.ATTRIBUTE_LABELS.get(attribute, attribute),
+                         "group": group,
                          "percent": cell["percent"]})
     top = max([b["percent"] for b in bars] + [0.01])
     return {"bars": bars, "top": top}
@@ -380,7 +360,8 @@ def render(paths: list[Path], fmt: str = "html", redact: bool = False,
     variants, rows = benchmark_table(runs)
     context = {"variants": variants, "rows": rows, "safety": safety_table(runs),
                "provenance": provenance(runs), "groupings": GROUPINGS, "redact": redact,
-               "attribute_labels": ATTRIBUTE_LABELS,
+               "attribute_labels": published.ATTRIBUTE_LABELS,
+               "card_threshold": published.CARD_THRESHOLD,
                "tolerance": TOLERANCE, "cards": published.load()["cards"],
                "not_paligemma": sorted(set(banner))}
     template = "report.html.j2" if fmt == "html" else "report.md.j2"

@@ -356,6 +356,22 @@ def test_a_paligemma_1_audit_is_drawn_in_its_cards_layout(tmp_path):
     assert "card 0.04% (+1.46)" in table and "card 0.03% (+0.47)" in table
 
 
+def test_an_audit_flagged_at_another_threshold_stands_beside_no_card_number(tmp_path):
+    run = fake_safety_run(tmp_path / "s")
+
+    def table() -> str:
+        return render([run]).split('id="safety"')[1].split("</table>")[0]
+
+    assert "card " in table()                       # at the cards' 0.8: beside the card
+    document = json.loads((run / "safety.json").read_text())
+    document["threshold"] = 0.5                     # safety recompute --threshold 0.5
+    (run / "safety.json").write_text(json.dumps(document))
+    assert "card " not in table()
+    said = "Flagged at threshold 0.5, not the cards' 0.8, so not beside the card's numbers."
+    assert said in render([run])
+    assert said in render([run], fmt="markdown")
+
+
 def test_a_card_comparison_from_the_vllm_backend_is_labelled(tmp_path):
     vllm = render([fake_benchmark_run(tmp_path / "vllm", {"backend": "vllm"}, 0.60)])
     plain = render([fake_benchmark_run(tmp_path / "hf", {"backend": "transformers"}, 0.60)])
