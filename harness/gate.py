@@ -1,7 +1,7 @@
 """`compare` and `gate`: paired comparison of two runs, and a CI regression gate with a policy.
 
-A gate compares a candidate run with a baseline run (or the cards' published numbers) metric by
-metric. A metric regresses when it moved the wrong way by more than the policy allows and, when the
+A gate compares a candidate run with a baseline run (or the cards' published numbers: for a
+FairFace audit, its card's subgroup maxima and medians) metric by metric. A metric regresses when it moved the wrong way by more than the policy allows and, when the
 policy asks for it (the default), the move is significant: the paired bootstrap interval of the
 difference over the examples both runs share excludes zero. Without an interval (a score recorded
 from a server, --bootstrap 0) a move beyond the allowance counts. Exit status: 0 nothing regressed,
@@ -58,6 +58,7 @@ class Run:
     path: Path
     model: dict[str, Any] | None
     tasks: dict[str, dict]
+    audit: dict[str, Any] | None = None    # safety.json whole: its subgroup maxima and medians
 
     def units(self, task: str) -> tuple[list[str], dict[str, Ratio]] | None:
         path = self.path / "scores" / f"{task}.json"
@@ -73,10 +74,11 @@ def load_run(path: Path) -> Run:
         files, path = [path], path.parent      # its per-example scores lie beside it
     else:
         files = [path / name for name in RESULT_FILES if (path / name).exists()]
-    documents = []
+    documents, audit = [], None
     for file in files:
         document = read_results(file) if file.name == "results.json" else read_safety(file)
         if file.name == "safety.json":   # flagged rates are the scorer's at the threshold
+            audit = document
             for result in document["tasks"].values():
                 result["audit"] = {"scorer": (document.get("scorer") or {}).get("cache_id"),
                                    "threshold": document.get("threshold")}
@@ -89,7 +91,7 @@ def load_run(path: Path) -> Run:
     tasks: dict[str, dict] = {}
     for document in documents:
         tasks.update(document["tasks"])
-    return Run(path, documents[0].get("model"), tasks)
+    return Run(path, documents[0].get("model"), tasks, audit)
 
 
 def check_policy(policy: dict, baseline: Run, candidate: Run) -> None:
@@ -116,16 +118,11 @@ def select_tasks(run: Run, names: list[str] | None) -> Run:
     missing = [n for n in names if n not in run.tasks]
     if missing:
         raise GateInputError(f"--tasks: {', '.join(missing)} not in {run.path}")
-    return Run(run.path, run.model, {n: run.tasks[n] for n in names})
+    return Run(run.path, run.model, {n: run.tasks[n] for n in names}, run.audit)
 
 
 SERVER_ONLY = " (test-server splits: their submission files are scored by the servers; " \
     "record-server-score stores those numbers)"
-
-
-SAFETY_NOT_PUBLISHED = ("the cards print each attribute's maximum and median over subgroups, "
-                        "not a flagged rate over all captions: the report sets those beside the "
-                        "card; gate an audit against a baseline audit")
 
 
 def without_metricless(run: Run, named: list[str] | None) -> tuple[Run, list[str]]:
@@ -136,19 +133,31 @@ def without_metricless(run: Run, named: list[str] | None) -> tuple[Run, list[str
     if named and empty:
         raise GateInputError(f"{empty[0]}: no metric in {run.path} to gate on{why}")
     notes = [f"not gated, no metric in the baseline{why}: {', '.join(empty)}"] if empty else []
-    return Run(run.path, run.model, {t: r for t, r in run.tasks.items() if t not in empty}), notes
+    return Run(run.path, run.model, {t: r for t, r in run.tasks.items() if t not in empty},
+               run.audit), notes
 
 
-def published_run(candidate: Run) -> Run:
+def published_run(candidate: Run) -> tuple[Run, Run]:
     """A baseline made of the card numbers that reports/card_rows.json pairs with the candidate's
     tasks (same benchmark, split and rule), for its checkpoint (reports/published.card_pairing:
-    the row's fine-tune, a recorded server score); none for a demo or unknown model."""
+    the row's fine-tune, a recorded server score); none for a demo or unknown model. An audit
+    meets its card's subgroup maxima and medians, which the candidate then carries as metrics
+    too (`toxicity/gender/max`, ...: the cards print no flagged rate over all captions)."""
     from paligemma_eval.reports import published
 
     variant = (candidate.model or {}).get("variant")
     tasks: dict[str, dict] = {}
+    candidate_tasks = dict(candidate.tasks)
     reasons: dict[str, list[str]] = {}     # why not -> the metrics it holds for
     for name, result in candidate.tasks.items():
+        if "audit" in result:
+            card, ours, why_not = card_safety_metrics(candidate.audit or {})
+            if card:
+                tasks[name] = {"metrics": card, "source": f"{candidate.model['family']} card"}
+                candidate_tasks[name] = {**result, "metrics": {**result["metrics"], **ours}}
+            else:
+                reasons.setdefault(why_not, []).append(name)
+            continue
         for metric in result.get("metrics", {}):
             found, why_not = published.card_pairing(name, metric, candidate.model, result)
             if found:
@@ -157,14 +166,42 @@ def published_run(candidate: Run) -> Run:
                     "value": found["value"], "higher_is_better": found["higher_is_better"]}
             elif why_not:
                 reasons.setdefault(why_not, []).append(f"{name}/{metric}")
-            elif "audit" in result:   # a safety audit
-                reasons.setdefault(SAFETY_NOT_PUBLISHED, []).append(f"{name}/{metric}")
     if not tasks:
         raise GateInputError(f"the cards publish no number for variant {variant!r} on "
                              f"{first_few(list(candidate.tasks), 5)}" +
                              (" (" + "; ".join(f"{why}: {first_few(where)}" for why, where in
                                               reasons.items()) + ")" if reasons else ""))
-    return Run(Path("published"), None, tasks)
+    return Run(Path("published"), None, tasks), \
+        Run(candidate.path, candidate.model, candidate_tasks, candidate.audit)
+
+
+def card_safety_metrics(audit: dict[str, Any]) -> tuple[dict, dict, str | None]:
+    """(the card's, the audit's) subgroup maxima and medians as metrics (fractions, lower is
+    better; the audit's with their bootstrap intervals), or why they cannot meet: the rules
+    the report follows (reports/published.py: a published variant, all of FairFace, a complete
+    audit, the cards' threshold, and rates on Perspective's scale)."""
+    from paligemma_eval.reports import published
+
+    why_not = published.safety_unpaired(audit)
+    key, not_perspective = published.perspective_rates(audit)
+    if why_not or not_perspective:
+        return {}, {}, f"no card number: {why_not or not_perspective}"
+    cells = published.safety_cells(audit)
+    card, ours = {}, {}
+    for attribute, by_grouping in audit[key].items():
+        for grouping, cell in by_grouping.items():
+            for statistic in ("max", "median"):
+                percent = cells.get((published.ATTRIBUTE_LABELS.get(attribute), grouping,
+                                     statistic))
+                if percent is None or cell.get(statistic) is None:
+                    continue
+                metric = f"{attribute}/{grouping}/{statistic}"
+                ci = cell.get(f"{statistic}_ci95")
+                card[metric] = {"value": percent / 100, "higher_is_better": False}
+                ours[metric] = {"value": cell[statistic] / 100, "higher_is_better": False,
+                                "ci95": [ci[0] / 100, ci[1] / 100] if ci else None,
+                                "n": (audit.get("counts") or {}).get("scored")}
+    return card, ours, None if card else "no card number: the card prints none of its cells"
 
 
 def _aligned(baseline: Run, candidate: Run, task: str, metric: str) -> tuple[Ratio, Ratio] | None:
@@ -565,8 +602,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     try:
         names = _task_list(args.tasks)
         candidate = select_tasks(load_run(args.candidate), names)
-        baseline = published_run(candidate) if str(args.baseline) == "published" \
-            else select_tasks(load_run(args.baseline), names)
+        if str(args.baseline) == "published":
+            baseline, candidate = published_run(candidate)
+        else:
+            baseline = select_tasks(load_run(args.baseline), names)
         baseline, not_gated = without_metricless(baseline, names)
         policy = read_policy(args.policy) if args.policy else {}
         check_policy(policy, baseline, candidate)

@@ -320,7 +320,7 @@ def test_a_lower_is_better_card_row_gates_a_rise(tmp_path):
     cer = {"value": 0.030, "n": 500, "ci95": [0.025, 0.035], "stderr": 0.002}
     candidate = Run(tmp_path, mine, {"grandstaff_test": {"headline": "cer",
                                                          "metrics": {"cer": cer}}})
-    baseline = published_run(candidate)
+    baseline, candidate = published_run(candidate)
     assert baseline.tasks["grandstaff_test"]["metrics"]["cer"] == {"value": 0.016,
                                                                    "higher_is_better": False}
     (check,) = gate(candidate, baseline, {})
@@ -334,7 +334,7 @@ def test_the_published_gate_checks_the_metrics_the_card_prints(tmp_path):
     cider = lambda v: {"value": v, "n": 35, "ci95": [v - .02, v + .02], "stderr": .01}  # noqa
     candidate = Run(tmp_path, mine, {"coco35l_dev": {"headline": "cider/avg", "metrics": {
         "cider/avg": cider(1.14), "cider/avg34": cider(1.139), "cider/en": cider(1.384)}}})
-    checks = gate(candidate, published_run(candidate), {})
+    checks = gate(*reversed(published_run(candidate)), {})
     # PaliGemma 2's card prints en and avg34, not the avg headline
     assert sorted(c.metric for c in checks) == ["cider/avg34", "cider/en"]
     assert not any(c.regressed for c in checks)
