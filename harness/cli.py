@@ -62,6 +62,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     if args.markdown:
         print(task_table({n: t for n, t in tasks.items() if registry.is_builtin(n)}))
         return 0
+    if args.names:   # what `run --tasks` would run: names, groups, patterns
+        tasks = {t.name: t for t in registry.resolve(args.names)}
     width = max(len(n) for n in tasks)
     cards = card_rows()
     for name, task in tasks.items():
@@ -74,7 +76,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {metric:<16}  {task.source.describe()}  |  rule: "
               f"{task.rule or '-'}  |  card: {rows}{subset}")
     for group, members in sorted(registry.groups().items()):
-        print(f"group {group}: {', '.join(members)}")
+        if not args.names or set(members) & set(tasks):
+            print(f"group {group}: {', '.join(members)}")
     for plugin, reason in registry.broken_plugins().items():
         print(f"broken plugin {plugin}: {reason}")
     return 0
@@ -374,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("tasks", help="list registered tasks")
+    listing.add_argument("names", nargs="*", metavar="NAME",
+                         help="only these: task or group names, or patterns such as "
+                              "'refcoco*_raw' (what run --tasks would run)")
     listing.add_argument("--markdown", action="store_true",
                          help="the built-in tasks as README's Markdown table (default: one line "
                               "per task, plugins included)")
@@ -381,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="generate and score tasks (resumable)")
     add_model_args(run)
-    run.add_argument("--tasks", required=True, help="comma-separated task or group names")
+    run.add_argument("--tasks", required=True,
+                     help="comma-separated task or group names, or patterns ('pope_*')")
     run.add_argument("--dataset-revision", action="append", metavar="TASK=REV",
                      help="pin a task's hub dataset to a revision (repeat; default: the "
                           "task's, recorded with its resolved commit in results.json)")

@@ -9,6 +9,7 @@ task code and third parties extend the registry exactly as the built-ins do.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -253,10 +254,12 @@ def suggestion(name: str, known: list[str]) -> str:
 
 
 def resolve(names: Iterable[str]) -> list[Task]:
-    """Task records for names, group names or "all", in the order given, without repeats."""
+    """Task records for names, group names, shell-style patterns ("refcoco*_raw", as lm-eval
+    takes them) or "all", in the order given, without repeats."""
     tasks, known_groups = all_tasks(), groups()
     chosen: list[Task] = []
     for name in names:
+        pattern = any(c in name for c in "*?[")
         if name == "all":
             members = list(tasks)
         elif name in tasks:
@@ -264,9 +267,12 @@ def resolve(names: Iterable[str]) -> list[Task]:
         elif name in known_groups:
             members = known_groups[name]
         else:
+            members = fnmatch.filter(tasks, name) if pattern else []
+        if not members:
             broken = "; ".join(f"plugin {plugin} is broken ({why})"
                                for plugin, why in broken_plugins().items())
-            raise UnknownTaskError(f"unknown task {name!r}" + (f" ({broken})" if broken else "")
-                                   + f"; {suggestion(name, [*tasks, *known_groups, 'all'])}")
+            raise UnknownTaskError(("no task matches " if pattern else "unknown task ") +
+                                   repr(name) + (f" ({broken})" if broken else "") +
+                                   f"; {suggestion(name, [*tasks, *known_groups, 'all'])}")
         chosen.extend(tasks[m] for m in members if tasks[m] not in chosen)
     return chosen

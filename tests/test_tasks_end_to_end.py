@@ -67,6 +67,25 @@ def test_plugin_task_from_entry_point_is_listed_and_runs(tmp_path, data_dir):
     assert result["metrics"]["exact_match"]["n"] == 6
 
 
+def test_tasks_are_chosen_by_name_group_or_pattern_and_listed_the_same_way():
+    from paligemma_eval.harness import registry
+
+    raw = [t.name for t in registry.resolve(["refcoco*_raw"])]
+    assert raw == sorted(n for n in registry.groups()["refcoco_raw"])
+    # in the order given, each once; a pattern that matches nothing is an error, not nothing
+    assert [t.name for t in registry.resolve(["pope_random", "pope_r*"])] == [
+        "pope_random", "pope_random_lenient"]
+    with pytest.raises(registry.UnknownTaskError, match=r"no task matches 'mmvp_\*'"):
+        registry.resolve(["mmvp_*"])
+    listing = subprocess.run(cli("tasks", "pope_r*", "mmvp"), capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    assert [line.split()[0] for line in listing] == [
+        "pope_random", "pope_random_lenient", "mmvp", "group", "group"]
+    assert {line.split()[1] for line in listing[3:]} == {"pope:", "pope_lenient:"}
+    refused = subprocess.run(cli("tasks", "mmvp_*"), capture_output=True, text=True)
+    assert refused.returncode == 2 and "no task matches 'mmvp_*'" in refused.stderr
+
+
 def test_listing_the_tasks_imports_neither_torch_nor_datasets():
     """`paligemma-eval tasks` answers in a fraction of a second: the engines load on use."""
     probe = ("import sys; from paligemma_eval.harness import registry; "
