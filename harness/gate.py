@@ -40,6 +40,7 @@ from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scor
                                              units_are_examples)
 from paligemma_eval.harness.formats import (read_browser, read_policy, read_results,
                                             read_safety)
+from paligemma_eval.harness.registry import matching
 from paligemma_eval.harness.results import read_unit_scores
 from paligemma_eval.harness.scores import (DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio,
                                            paired_difference)
@@ -115,10 +116,11 @@ def select_tasks(run: Run, names: list[str] | None) -> Run:
     """The run narrowed to `--tasks`; naming a task the run lacks is an input error."""
     if not names:
         return run
-    missing = [n for n in names if n not in run.tasks]
+    missing = [n for n in names if not matching(n, run.tasks)]
     if missing:
         raise GateInputError(f"--tasks: {', '.join(missing)} not in {run.path}")
-    return Run(run.path, run.model, {n: run.tasks[n] for n in names}, run.audit)
+    chosen = dict.fromkeys(m for n in names for m in matching(n, run.tasks))
+    return Run(run.path, run.model, {n: run.tasks[n] for n in chosen}, run.audit)
 
 
 SERVER_ONLY = " (test-server splits: their submission files are scored by the servers; " \

@@ -253,13 +253,25 @@ def suggestion(name: str, known: list[str]) -> str:
         "`paligemma-eval tasks` lists the tasks and groups"
 
 
+def is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
+def matching(name: str, names: Iterable[str]) -> list[str]:
+    """The names a task name selects: itself, or those it matches as a shell-style pattern
+    ("refcoco*_raw"), in their order."""
+    names = list(names)
+    if name in names:
+        return [name]
+    return fnmatch.filter(names, name) if is_pattern(name) else []
+
+
 def resolve(names: Iterable[str]) -> list[Task]:
     """Task records for names, group names, shell-style patterns ("refcoco*_raw", as lm-eval
     takes them) or "all", in the order given, without repeats."""
     tasks, known_groups = all_tasks(), groups()
     chosen: list[Task] = []
     for name in names:
-        pattern = any(c in name for c in "*?[")
         if name == "all":
             members = list(tasks)
         elif name in tasks:
@@ -267,11 +279,11 @@ def resolve(names: Iterable[str]) -> list[Task]:
         elif name in known_groups:
             members = known_groups[name]
         else:
-            members = fnmatch.filter(tasks, name) if pattern else []
+            members = matching(name, tasks)
         if not members:
             broken = "; ".join(f"plugin {plugin} is broken ({why})"
                                for plugin, why in broken_plugins().items())
-            raise UnknownTaskError(("no task matches " if pattern else "unknown task ") +
+            raise UnknownTaskError(("no task matches " if is_pattern(name) else "unknown task ") +
                                    repr(name) + (f" ({broken})" if broken else "") +
                                    f"; {suggestion(name, [*tasks, *known_groups, 'all'])}")
         chosen.extend(tasks[m] for m in members if tasks[m] not in chosen)

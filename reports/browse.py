@@ -42,6 +42,7 @@ from typing import Any
 
 from paligemma_eval.harness import formats
 from paligemma_eval.harness.errors import InputError, UsageError
+from paligemma_eval.harness.registry import matching
 
 CHUNK = 250          # examples per detail file: one page needs one or two
 THUMB = 160          # thumbnail's longest side, px
@@ -503,10 +504,10 @@ def build(paths: list[Path], out: Path, data_dir: Path | None = None,
         for name in set(run.results.get("tasks", {})) ^ set(runs[0].results.get("tasks", {})):
             print(f"paligemma-eval browse: {name}: in one run only; not shown", file=sys.stderr)
     if tasks:
-        unknown = [t for t in tasks if t not in names and t != "fairface_safety"]
+        unknown = [t for t in tasks if not matching(t, [*names, "fairface_safety"])]
         if unknown:
             raise UsageError(f"--tasks: {', '.join(unknown)} not in every run")
-        names = [n for n in names if n in tasks]
+        names = [n for n in names if any(matching(t, [n]) for t in tasks)]
     out.mkdir(parents=True, exist_ok=True)
     images = Images(out, full_images)
     pages = []
@@ -514,7 +515,8 @@ def build(paths: list[Path], out: Path, data_dir: Path | None = None,
         page = benchmark_page(len(pages), name, runs, data_dir, images, out)
         if page is not None:
             pages.append(page)
-    if (not tasks or "fairface_safety" in tasks) and all(r.safety for r in runs):
+    if (not tasks or any(matching(t, ["fairface_safety"]) for t in tasks)) and \
+            all(r.safety for r in runs):
         page = safety_page(len(pages), runs, data_dir, images)
         if page is not None:
             pages.append(page)

@@ -348,6 +348,11 @@ def test_tasks_narrows_gate_and_compare_and_compare_warns(runs, tmp_path):
     done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--tasks", "mmvp")
     cases = list(ElementTree.parse(junit).getroot())
     assert {case.get("classname") for case in cases} == {"mmvp"}
+    done, junit = gate_cli(tmp_path, runs["degraded"], runs["good"], "--tasks", "*qa_val,mmvp")
+    cases = list(ElementTree.parse(junit).getroot())     # a pattern, as run --tasks takes
+    assert [case.get("classname") for case in cases] == ["docvqa_val", "mmvp"]
+    done, _ = gate_cli(tmp_path, runs["degraded"], runs["good"], "--tasks", "pope_x*")
+    assert done.returncode == 2 and "--tasks: pope_x* not in" in done.stderr
     other = tmp_path / "other"
     shutil.copytree(runs["good"], other)
     results = json.loads((other / "results.json").read_text())
