@@ -1,6 +1,7 @@
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 from huggingface_hub import ModelCard, parse_eval_result_entries
@@ -87,10 +88,11 @@ def test_eval_results_only_for_a_named_benchmark(tmp_path):
     assert alone.returncode == 2 and "give that too" in alone.stderr and not index.exists()
 
 
-def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
+def _export(tmp_path: Path, edits: dict[str, dict]) -> tuple[Path, Any, set[str]]:
+    """results.json with these dataset fields changed, exported: (run, process, exported)."""
     results = json.loads(json.dumps(RESULTS))
-    results["tasks"]["vqav2_val"]["dataset"].update(limit=10, split_rows=214354)
-    results["tasks"]["pope_random"]["dataset"].update(limit=9000, split_rows=3000)   # all of it
+    for task, fields in edits.items():
+        results["tasks"][task]["dataset"].update(fields)
     run = tmp_path / "run"
     run.mkdir()
     (run / "results.json").write_text(json.dumps(results))
@@ -98,10 +100,17 @@ def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
     done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    card = ModelCard(f"---\n{out.read_text()}---\n")
+    return run, done, {r.task_name for r in card.data.eval_results}
+
+
+def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
+    run, done, exported = _export(tmp_path, {
+        "vqav2_val": {"limit": 10, "split_rows": 214354},
+        "pope_random": {"limit": 9000, "split_rows": 3000}})      # all of it
     assert "export: left out, run on part of their split (--limit, a partial local file), not " \
            "the split an entry names: vqav2_val\n" in done.stderr
-    card = ModelCard(f"---\n{out.read_text()}---\n")
-    assert {r.task_name for r in card.data.eval_results} == {"pope_random", "refcoco_val_detect"}
+    assert exported == {"pope_random", "refcoco_val_detect"}
     refused = subprocess.run(cli("export", str(run), "--eval-results", str(tmp_path / "e"),
                                  "--benchmark", "vqav2_val=org/vqa:acc"),
                              capture_output=True, text=True)
@@ -109,15 +118,6 @@ def test_a_task_cut_by_limit_is_not_exported_as_its_split(tmp_path):
 
 
 def test_a_task_on_a_partial_local_file_is_not_exported_as_its_split(tmp_path):
-    results = json.loads(json.dumps(RESULTS))
-    results["tasks"]["pope_random"]["dataset"].update(source="local", num_rows=300,
-                                                      hub_rows=3000)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "results.json").write_text(json.dumps(results))
-    out = tmp_path / "model-index.yaml"
-    done = subprocess.run(cli("export", str(run), "--model-index", str(out)),
-                          capture_output=True, text=True)
-    assert done.returncode == 0 and done.stderr.endswith("names: pope_random\n"), done.stderr
-    card = ModelCard(f"---\n{out.read_text()}---\n")
-    assert "pope_random" not in {r.task_name for r in card.data.eval_results}
+    _, done, exported = _export(tmp_path, {"pope_random": {"source": "local", "num_rows": 300,
+                                                           "hub_rows": 3000}})
+    assert done.stderr.endswith("names: pope_random\n") and "pope_random" not in exported
