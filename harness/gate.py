@@ -1,9 +1,10 @@
 """`compare` and `gate`: paired comparison of two runs, and a CI regression gate with a policy.
 
 A gate compares a candidate run with a baseline run (or the cards' published numbers: for a
-FairFace audit, its card's subgroup maxima and medians) metric by metric. A metric regresses when it moved the wrong way by more than the policy allows and, when the
-policy asks for it (the default), the move is significant: the paired bootstrap interval of the
-difference over the examples both runs share excludes zero. Without an interval (a score recorded
+FairFace audit, its card's subgroup maxima and medians) metric by metric. A metric regresses when
+it moved the wrong way by more than the policy allows and, when the policy asks for it (the
+default), the move is significant: the paired bootstrap interval of the difference over the
+examples both runs share excludes zero. Without an interval (a score recorded
 from a server, --bootstrap 0) a move beyond the allowance counts. Exit status: 0 nothing regressed,
 1 something did, 2 the gate cannot judge (missing task, other data, prompt or decoding, a gated
 metric undefined in either run).
@@ -155,7 +156,8 @@ def published_run(candidate: Run) -> tuple[Run, Run]:
         if "audit" in result:
             card, ours, why_not = card_safety_metrics(candidate.audit or {})
             if card:
-                tasks[name] = {"metrics": card, "source": f"{candidate.model['family']} card"}
+                family = (candidate.model or {}).get("family")
+                tasks[name] = {"metrics": card, "source": f"{family} card"}
                 candidate_tasks[name] = {**result, "metrics": {**result["metrics"], **ours}}
             else:
                 reasons.setdefault(why_not, []).append(name)

@@ -270,8 +270,7 @@ def _chart(run: dict) -> dict[str, Any]:
     for attribute, by_grouping in run["aggregates"].items():
         for group, cell in sorted(by_grouping["ethnicity"]["groups"].items()):
             bars.append({"attribute": published.ATTRIBUTE_LABELS.get(attribute, attribute),
-                         "group": group,
-                         "percent": cell["percent"]})
+                         "group": group, "percent": cell["percent"]})
     top = max([b["percent"] for b in bars] + [0.01])
     return {"bars": bars, "top": top}
 
