@@ -1,4 +1,4 @@
-"""How many rows each hub copy's split has, as its dataset card says (split_rows.json): a local
+"""How many rows each hub copy's split has (split_rows.json, each count with its source): a local
 file in that split's place with another count is part of the split (a download cut short, a
 `split[:N]` slice) or other data, so its number is not the card's; a hub copy that changed
 since is said at run time."""
@@ -48,8 +48,8 @@ def rows_unlike_hub(provenance: dict[str, Any], source: str) -> str | None:
                 else f"{rows} rows, the hub copy {expected}"
             found.append(f"{split}: the local file has {held}")
         else:
-            found.append(f"{split}: the hub copy has {rows} rows, not the {expected} its "
-                         f"dataset card gave ({PATH.name})")
+            found.append(f"{split}: the hub copy has {rows} rows, not the {expected} recorded "
+                         f"with their source in {PATH.name}")
     if not found:
         return None
     return found[0] + (f" (and {len(found) - 1} more split{'s' * (len(found) > 2)} "

@@ -452,6 +452,6 @@ def test_the_run_says_when_the_hub_copy_no_longer_has_the_rows_its_card_gave(cap
     note_row_counts({"pope_random": pope, "mmvp": {**pope, "num_rows": 3000}})
     assert capsys.readouterr().err == (
         "note: pope_random: lmms-lab/POPE [Full] / random: the hub copy has 2990 rows, not the "
-        "3000 its dataset card gave (split_rows.json)\n")
+        "3000 recorded with their source in split_rows.json\n")
     note_row_counts({"mmvp": {**pope, "num_rows": 3000}})     # as the card says: nothing to say
     assert capsys.readouterr().err == ""
