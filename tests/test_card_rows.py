@@ -423,9 +423,12 @@ def test_split_rows_name_splits_the_tasks_read_with_a_source_each():
     for task in registry.all_tasks().values():
         for source in (task.source, *([task.source.nested.source] if task.source.nested else [])):
             read |= {(source.hub_id, source.config, split) for split in source.split.split("+")}
-    for entry in json.loads(PATH.read_text())["splits"]:
+    entries = json.loads(PATH.read_text())["splits"]
+    for entry in entries:
         assert (entry["hub_id"], entry["config"], entry["split"]) in read, entry
         assert isinstance(entry["rows"], int) and entry["rows"] > 0 and entry["source"], entry
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"`harness/split_rows.json`: {len(entries)} splits" in readme     # README stays true
 
 
 def test_run_and_report_say_when_local_files_hold_part_of_the_split(data_dir, tmp_path):
