@@ -244,13 +244,13 @@ class UnknownTaskError(KeyError):
         return str(self.args[0])
 
 
-def suggestion(name: str, known: list[str]) -> str:
+def suggestion(name: str, known: list[str],
+               listing: str = "`paligemma-eval tasks` lists the tasks and groups") -> str:
     """The names closest to a misspelt one (case aside), and where the whole list is."""
     lowered = {k.lower(): k for k in known}
     close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3,
                                                            cutoff=0.6)]
-    return (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + \
-        "`paligemma-eval tasks` lists the tasks and groups"
+    return (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + listing
 
 
 def is_pattern(name: str) -> bool:

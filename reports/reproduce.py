@@ -216,9 +216,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     only = {t for t in (args.only or "").split(",") if t} or None
-    unknown = sorted((only or set()) - set(published.transfers()) - {"mix"})
+    known = [*published.transfers(), "mix"]
+    unknown = sorted((only or set()) - set(known))
     if unknown:
-        raise UsageError(f"--only: unknown transfer(s) {', '.join(unknown)}")
+        raise UsageError(f"--only: unknown transfer {unknown[0]!r}; " + registry.suggestion(
+            unknown[0], known, "--plan lists the card's transfers (each run's directory)"))
     the_plan = plan(args.card, args.resolution, read_checkpoints(args.checkpoints), only)
     extra = passthrough(args)
     if args.plan:

@@ -187,6 +187,8 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--bootstrap", "-1"], "argument --bootstrap: must be 0 or more"),
     (["report", "a"], "the following arguments are required: --output"),
+    (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
+      "--only", "vqav"], "--only: unknown transfer 'vqav'; did you mean 'vqav2'"),
 ])
 def test_a_bad_flag_of_any_verb_is_one_line_exit_2(tmp_path, args, message):
     done = subprocess.run(cli(*args), capture_output=True, text=True, cwd=tmp_path)
