@@ -8,7 +8,9 @@ match against the label written "True" or "False". MaRVL is a zero-shot evaluati
 transfer; its card number is the mean of the five languages' accuracies (avg5).
 
 Hub copies:
-- HuggingFaceM4/NLVR2 test: sentence, left_image, right_image, label (keyed by row position)
+- HuggingFaceM4/NLVR2 test: sentence, left_image, right_image, label (keyed by row position).
+  It is a loading script that datasets>=4 does not run, and its test joins test1 and test2:
+  run it from local files (docs/tasks-multi-image.md).
 - floschne/marvl, one split per language (id, sw, ta, tr, zh): id, hypothesis, hypo_en,
   language, label (bool), left_img, right_img, ... (keyed by language and row position)
 """
