@@ -38,6 +38,7 @@ from paligemma_eval.reports import published
 
 CARDS = ("paligemma", "paligemma2")
 MIX_HUB = "google/paligemma-3b-mix-{resolution}"
+PLAN_LISTS = "--plan lists the card's transfers (each run's directory)"
 
 
 @dataclass
@@ -90,8 +91,9 @@ def read_checkpoints(path: Path | None) -> dict[str, list[str]]:
                          f"checkpoint(s)")
     unknown = sorted(set(document) - known)
     if unknown:
-        raise UsageError(f"--checkpoints {path}: unknown transfer or task {', '.join(unknown)} "
-                         f"(transfers: {', '.join(sorted(published.transfers()))})")
+        raise UsageError(f"--checkpoints {path}: unknown transfer or task {unknown[0]!r}; "
+                         + registry.suggestion(unknown[0], sorted(known), PLAN_LISTS + "; "
+                                               "`paligemma-eval tasks` the tasks"))
     mapped = {}
     for key, value in document.items():
         specs = [value] if isinstance(value, str) else value
@@ -220,7 +222,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     unknown = sorted((only or set()) - set(known))
     if unknown:
         raise UsageError(f"--only: unknown transfer {unknown[0]!r}; " + registry.suggestion(
-            unknown[0], known, "--plan lists the card's transfers (each run's directory)"))
+            unknown[0], known, PLAN_LISTS))
     the_plan = plan(args.card, args.resolution, read_checkpoints(args.checkpoints), only)
     extra = passthrough(args)
     if args.plan:

@@ -458,3 +458,29 @@ def test_the_run_says_when_the_hub_copy_no_longer_has_the_rows_its_card_gave(cap
         "3000 recorded with their source in split_rows.json\n")
     note_row_counts({"mmvp": {**pope, "num_rows": 3000}})     # as the card says: nothing to say
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"cocopcap": "me/cococap"}, "unknown transfer or task 'cocopcap'; did you mean 'cococap'?"),
+    (["me/cococap"], "expected an object of transfer or task -> checkpoint(s)"),
+    ({"cococap": []}, "'cococap' must name a checkpoint or a list of them"),
+    ({"cococap": ["me/a", 3]}, "'cococap' must name a checkpoint or a list of them"),
+])
+def test_a_bad_checkpoints_file_is_named_with_what_is_wrong(tmp_path, document, message):
+    from paligemma_eval.harness.errors import UsageError
+    from paligemma_eval.reports.reproduce import read_checkpoints
+
+    path = tmp_path / "checkpoints.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError) as raised:
+        read_checkpoints(path)
+    assert str(raised.value).startswith(f"--checkpoints {path}: ") and message in str(raised.value)
+    assert len(str(raised.value)) < 300
+
+
+def test_a_checkpoints_file_maps_transfers_and_tasks_to_lists(tmp_path):
+    from paligemma_eval.reports.reproduce import read_checkpoints
+
+    path = tmp_path / "checkpoints.json"
+    path.write_text(json.dumps({"cococap": "me/cococap", "mmvp": ["me/a", "me/b"]}))
+    assert read_checkpoints(path) == {"cococap": ["me/cococap"], "mmvp": ["me/a", "me/b"]}
