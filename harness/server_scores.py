@@ -56,7 +56,9 @@ def record(out: Path, task_name: str, metric: str, value: float,
         raise UsageError(f"--value {value}: give the score as a fraction (e.g. 0.8319 for "
                          f"83.19%); results.json holds fractions")
     if evidence is not None and not evidence.is_file():
-        raise UsageError(f"--evidence {evidence}: no such file")
+        raise UsageError(f"--evidence {evidence}: "
+                         + ("a directory; give the server's result file" if evidence.is_dir()
+                            else "no such file"))
     path = out / "results.json"
     if not path.is_file():
         raise UsageError(f"{out}: no results.json (run --tasks {task_name} there first: the "

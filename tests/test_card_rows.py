@@ -276,6 +276,10 @@ def test_record_server_score_refuses_what_it_cannot_vouch_for(tmp_path):
     assert done.returncode == 2 and "not a test-server task" in done.stderr
     with pytest.raises(UsageError, match="as a fraction"):
         record(tmp_path, "vqav2_test", "accuracy", 83.19)
+    with pytest.raises(UsageError, match=r": a directory; give the server's result file$"):
+        record(tmp_path, "vqav2_test", "accuracy", 0.8319, evidence=tmp_path)
+    with pytest.raises(UsageError, match=r"server\.json: no such file$"):
+        record(tmp_path, "vqav2_test", "accuracy", 0.8319, evidence=tmp_path / "server.json")
     with pytest.raises(UsageError, match="no results.json"):
         record(tmp_path, "vqav2_test", "accuracy", 0.8319)
     (tmp_path / "results.json").write_text(json.dumps({"model": {}, "tasks": {}}))
