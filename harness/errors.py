@@ -25,3 +25,10 @@ def first_few(names: list[str], shown: int = 3) -> str:
     """A list in a one-line message: the first `shown` names, then how many more."""
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
                                        else "")
+
+
+def first_and_more(items: list[str], noun: str) -> str:
+    """The first of several like findings, then how many more there are ("(and 2 more tasks like
+    it)"), for a one-line message."""
+    more = len(items) - 1
+    return items[0] + (f" (and {more} more {noun}{'s' * (more > 1)} like it)" if more else "")

@@ -22,6 +22,7 @@ import torch
 
 from paligemma_eval.harness import cache, data, formats, video
 from paligemma_eval.harness.cache import PredictionStore, run_key
+from paligemma_eval.harness.errors import first_and_more
 from paligemma_eval.harness.models import PaliGemmaModel
 from paligemma_eval.harness.progress import progress
 from paligemma_eval.harness.registry import Task
@@ -112,13 +113,10 @@ def note_row_counts(provenances: dict[str, dict[str, Any]]) -> None:
                  if (why := rows_unlike_hub(provenance, source)) is not None}
         if not found:
             continue
-        first, why = next(iter(found.items()))
-        more = f" (and {len(found) - 1} more task{'s' * (len(found) > 2)} like it)" \
-            if len(found) > 1 else ""
         whose = "their numbers" if len(found) > 1 else "its numbers"
-        print(f"note: {first}: {why}{more}" +
-              (f"; {whose} will stand beside no card row" if source == "local" else ""),
-              file=sys.stderr)
+        line = first_and_more([f"{task}: {why}" for task, why in found.items()], "task")
+        print(f"note: {line}" + (f"; {whose} will stand beside no card row"
+                                 if source == "local" else ""), file=sys.stderr)
 
 
 def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:

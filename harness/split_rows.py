@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness.errors import first_and_more
 from paligemma_eval.harness.registry import DatasetSource
 
 PATH = Path(__file__).with_name("split_rows.json")
@@ -52,5 +53,4 @@ def rows_unlike_hub(provenance: dict[str, Any], source: str) -> str | None:
                          f"with their source in {PATH.name}")
     if not found:
         return None
-    return found[0] + (f" (and {len(found) - 1} more split{'s' * (len(found) > 2)} "
-                       "like it)" if len(found) > 1 else "")
+    return first_and_more(found, "split")

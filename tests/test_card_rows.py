@@ -488,3 +488,10 @@ def test_a_checkpoints_file_maps_transfers_and_tasks_to_lists(tmp_path):
     path = tmp_path / "checkpoints.json"
     path.write_text(json.dumps({"cococap": "me/cococap", "mmvp": ["me/a", "me/b"]}))
     assert read_checkpoints(path) == {"cococap": ["me/cococap"], "mmvp": ["me/a", "me/b"]}
+
+
+def test_a_note_names_the_first_finding_and_counts_the_rest():
+    from paligemma_eval.harness.errors import first_and_more
+
+    assert first_and_more(["x: 3 of 9 rows"], "task") == "x: 3 of 9 rows"
+    assert first_and_more(["a", "b", "c"], "split") == "a (and 2 more splits like it)"
