@@ -26,10 +26,12 @@ screenshots: demo
 	$(PY) docs/screenshot.py "$(DEMO_OUT)/browser/index.html#task=refcoco_val_detect" docs/browser-demo.png
 
 # Two pytest workers (pytest-xdist): most of a test's time is one process importing torch and
-# transformers or starting Java, so two cores run the suite in 0.67x the time of one worker.
+# transformers or starting Java, so two cores run the suite in 0.64x the time of one worker.
+# One file per worker (loadfile): a module's fixtures (the wheel built in ./build, demo runs)
+# are made once, never by two workers at the same time.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed $(VENV)/.plugin
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # Preprocessing against TensorFlow's own decode and resize; tensorflow-cpu lives in its own venv.
 TF_VENV ?= .venv-tf
