@@ -367,14 +367,17 @@ class Parser(argparse.ArgumentParser):
     """A bad flag is one line, exit 2, as every other bad input (the usage is one --help away);
     the verbs' parsers are of this class too (argparse makes subparsers of the parent's)."""
 
+    verbs: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     parser = Parser(prog="paligemma-eval", description=(
         "Evaluate PaliGemma / PaliGemma 2 checkpoints on registered benchmark tasks."))
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.verbs = commands.choices
 
     listing = commands.add_parser("tasks", help="list registered tasks")
     listing.add_argument("names", nargs="*", metavar="NAME",
@@ -453,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["safety"] and argv[1:2] and argv[1] in SAFETY_TOOLS:
         argv = [f"safety-{argv[1]}", *argv[2:]]   # `safety calibrate` etc.: no model involved
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:   # named by the verb's parser, whose --help lists its flags
+        parser.verbs[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except (InputError, registry.UnknownTaskError) as error:

@@ -109,14 +109,10 @@ def test_ctrl_c_keeps_predictions_and_says_how_to_resume(tmp_path, data_dir):
 
 
 def test_every_flag_with_a_default_says_it_in_its_help():
-    import argparse
-
     from paligemma_eval.harness.cli import build_parser
 
-    commands = next(a for a in build_parser()._actions
-                    if isinstance(a, argparse._SubParsersAction))
     silent = []
-    for name, parser in commands.choices.items():
+    for name, parser in build_parser().verbs.items():
         for action in parser._actions:
             if not action.option_strings or action.dest == "help":
                 continue
@@ -187,6 +183,9 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--bootstrap", "-1"], "argument --bootstrap: must be 0 or more"),
     (["report", "a"], "the following arguments are required: --output"),
+    (["gate", "--candidate", "a", "--baseline", "b", "--config", "g.toml"],
+     "paligemma-eval gate: error: unrecognized arguments: --config g.toml (see paligemma-eval "
+     "gate --help)"),
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--only", "vqav"], "--only: unknown transfer 'vqav'; did you mean 'vqav2'"),
 ])
