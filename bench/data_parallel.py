@@ -35,7 +35,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 launcher = [sys.executable, "-m", "paligemma_eval"] if processes == 1 else \
                     [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                     "--master-port", "29571", "-m", "paligemma_eval"]
+                     "--standalone", "-m", "paligemma_eval"]
                 runs.append(timed(launcher + ARGS + ["--output", out], env))
         results[processes] = min(runs)
         print(f"{processes} process(es), {env['OMP_NUM_THREADS']} threads each: "

@@ -15,7 +15,7 @@ def test_two_gloo_processes_give_the_single_process_results(tmp_path, data_dir):
     parallel = tmp_path / "parallel"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--master-port", "29561", "-m", "paligemma_eval", *args, "--output",
+                           "--standalone", "-m", "paligemma_eval", *args, "--output",
                            str(parallel)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     # Each rank wrote its own shard; at the end of each task rank 0 merged them into the task's
