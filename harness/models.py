@@ -158,6 +158,14 @@ class Completion:
         return {k: True for k in ("output_truncated", "prompt_truncated") if getattr(self, k)}
 
 
+def tolen(ids: list[int], max_prompt_tokens: int | None) -> tuple[list[int], bool]:
+    """big_vision's tolen(text_len) on `<bos> ids`: the ids cut so that, with the <bos> before
+    them, they fit `max_prompt_tokens` (None: no cut); and whether they were cut."""
+    if max_prompt_tokens is not None and len(ids) + 1 > max_prompt_tokens:
+        return ids[:max_prompt_tokens - 1], True
+    return ids, False
+
+
 class PaliGemmaModel:
     """A loaded checkpoint: `generate` maps (images, prompts) to decoded suffixes."""
 
@@ -218,11 +226,8 @@ class PaliGemmaModel:
         tolen(text_len) on `<bos> prompt \n`: cut to `max_prompt_tokens` with the bos, so a cut
         loses the "\n" first. And whether it was cut. (The HF processor tokenizes prompt + "\n"
         as one string: the same ids unless the tokenizer merges the newline.)"""
-        ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"] + \
-            self.separator_ids
-        if max_prompt_tokens is not None and len(ids) + 1 > max_prompt_tokens:
-            return ids[:max_prompt_tokens - 1], True
-        return ids, False
+        return tolen(self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"] +
+                     self.separator_ids, max_prompt_tokens)
 
     def prepare(self, images: list[list[Image.Image] | Image.Image], prompts: list[str],
                 max_prompt_tokens: int | None = None) -> Any:

@@ -87,6 +87,13 @@ class Frames:
     stride: int = 1
 
 
+def as_generated(text: str) -> str:
+    """The default parser: the decoded output as it is. big_vision's evaluators strip nothing
+    (CARD_TASKS.md 0.2: cut at EOS, detokenised, compared), so neither does the engine; a rule
+    that normalises (the official VQA script, ANLS) does it in its own metric."""
+    return text
+
+
 @dataclass(frozen=True)
 class Task:
     """One benchmark task. `prompt` is a str.format template over the dataset row's columns."""
@@ -100,7 +107,7 @@ class Task:
     columns: tuple[str, ...]              # required columns, checked before any generation
     id_column: str | None                 # None: examples are keyed by row position
     image_column: str = "image"
-    parser: Callable[[str], str] = str.strip
+    parser: Callable[[str], str] = as_generated
     max_new_tokens: int = 32
     num_beams: int = 1
     description: str = ""
@@ -152,6 +159,13 @@ class Task:
     @property
     def headline(self) -> str:
         return self.metric
+
+
+def text_len(tokens: int) -> dict[str, int]:
+    """big_vision's `text_len` of an eval config, as Task fields: it is both the decode length
+    (`max_decode_len`) and the cut of `<bos> prompt \n` (`tolen(text_len)`) in every PaliGemma
+    transfer config, so a task that follows one sets the two together (CARD_TASKS.md 0.1)."""
+    return {"max_new_tokens": tokens, "max_prompt_tokens": tokens}
 
 
 _TASKS: dict[str, Task] = {}

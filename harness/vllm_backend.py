@@ -25,7 +25,7 @@ from PIL import Image
 
 from paligemma_eval.harness.errors import ModelError
 from paligemma_eval.harness.models import (DTYPES, Completion, ModelInfo, describe_config,
-                                           kind_from_name)
+                                           kind_from_name, tolen)
 
 
 AGREEMENT = Path(__file__).parent / "vllm_agreement.json"
@@ -64,14 +64,23 @@ def agreement_record(task: str) -> dict[str, Any]:
 
 def refusal(task: Any) -> str | None:
     """Why the vLLM backend cannot run `task` as big_vision did, or None. Checked for every
-    task before anything runs (`run --backend vllm`), and again per batch in `prepare`."""
-    if task.max_prompt_tokens is not None:
-        return (f"cuts prompts to {task.max_prompt_tokens} tokens as big_vision does "
-                f"(max_prompt_tokens), which vLLM cannot: its processor appends the newline")
+    task before anything runs (`run --backend vllm`), and again per batch in `prepare`, which
+    also refuses a batch with a prompt that big_vision would cut (`cut_prompts`)."""
     if task.extra_image_columns or task.frames is not None:
         return ("gives several images per example (an image pair or video frames); vLLM's "
                 "PaliGemma takes one per prompt")
     return None
+
+
+def cut_prompts(tokenizer: Any, prompts: list[str], max_prompt_tokens: int | None) -> list[str]:
+    """The prompts that big_vision's tolen(text_len) would cut: vLLM cannot run them as it did,
+    since its processor always appends the newline that the cut drops."""
+    if max_prompt_tokens is None:
+        return []
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    return [prompt for prompt in prompts
+            if tolen(tokenizer(prompt, add_special_tokens=False)["input_ids"] + newline,
+                     max_prompt_tokens)[1]]
 
 
 def build_requests(images: list[list[Image.Image]], prompts: list[str]) -> list[dict[str, Any]]:
@@ -133,9 +142,12 @@ class VllmModel:
 
     def prepare(self, images: list[list[Image.Image]], prompts: list[str],
                 max_prompt_tokens: int | None = None) -> list[dict[str, Any]]:
-        if max_prompt_tokens is not None:
-            raise ModelError("--backend vllm cannot cut prompts to a task's text length as "
-                             "big_vision does (max_prompt_tokens); use the transformers backend")
+        cut = cut_prompts(self.tokenizer, prompts, max_prompt_tokens)
+        if cut:
+            raise ModelError(f"--backend vllm: {len(cut)} prompt(s) of this batch outgrow the "
+                             f"task's text length ({max_prompt_tokens} tokens), where big_vision "
+                             f"cuts them and vLLM cannot (e.g. {cut[0][:60]!r}); use the "
+                             f"transformers backend")
         if any(len(shown) > 1 for shown in images):
             raise ModelError("--backend vllm: vLLM's PaliGemma takes one image per prompt; use "
                              "the transformers backend for image pairs and video frames")

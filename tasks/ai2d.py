@@ -16,7 +16,7 @@ ai2d-no-mask` is another rendering); numbers on another rendering may differ fro
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Task, register, text_len
 from paligemma_eval.tasks.metrics import multiple_choice as mc
 
 
@@ -28,6 +28,6 @@ def tasks() -> Task:
                 target=mc.choice_target("options", "answer"), scorer=mc.score_choice,
                 explain=mc.explain_choice,
                 columns=("question", "options", "answer"), id_column=None,
-                max_new_tokens=128, max_prompt_tokens=128, resize="bilinear", metric="accuracy",
+                **text_len(128), resize="bilinear", metric="accuracy",
                 rule="exact match with the correct option's text, case kept",
                 description="AI2D test, multiple choice by option text")

@@ -22,7 +22,7 @@ difficult_direct_answer, rationales.
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import multiple_choice as mc
 from paligemma_eval.tasks.metrics.vqa_accuracy import explain_simple, simple_vqa_accuracy
@@ -54,7 +54,7 @@ def aokvqa_tasks(split: str) -> list[Task]:
                   explain=explain_simple(lambda answers: answers) if scored else None,
                   submission=None if scored else leaderboard("direct_answer"),
                   columns=("question", "direct_answers") if scored else ("question",),
-                  max_new_tokens=32,
+                  **text_len(32),
                   rule="big_vision vqa evaluator: min(1, exact matches / 3), no normalisation",
                   description=f"A-OKVQA {split}, direct answer" + (
                       "" if scored else ": writes the leaderboard file"), **common)
@@ -67,7 +67,7 @@ def aokvqa_tasks(split: str) -> list[Task]:
                   submission=None if scored else leaderboard("multiple_choice"),
                   columns=("question", "choices", "correct_choice_idx") if scored
                   else ("question", "choices"),
-                  max_new_tokens=128, max_prompt_tokens=128,
+                  **text_len(128),
                   rule="exact match with the correct choice's text, case kept",
                   description=f"A-OKVQA {split}, multiple choice" + (
                       "" if scored else ": writes the leaderboard file"), **common)

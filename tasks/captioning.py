@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.metrics.captioning import caption_scores, explain_cider
 
@@ -58,7 +58,7 @@ def caption_task(name: str, source: DatasetSource, id_column: str | None, refere
     decoding = f"{beams} beams" if beams > 1 else "greedy"
     settings = {"prompt": PROMPT, "scorer": score_captions, "metric": "cider",
                 "rule": f"CIDEr-D (pycocoevalcap, PTB tokenizer), {decoding}",
-                "resize": "bilinear", "groups": ("captioning",),
+                **text_len(32), "resize": "bilinear", "groups": ("captioning",),
                 "explain": explain_cider(), **fields}
     return Task(name=name, source=source, target=target, columns=(references, image_column, *keep),
                 id_column=id_column, num_beams=beams, image_column=image_column,

@@ -14,7 +14,7 @@ datasets; here one task, split by `type`.
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
 from paligemma_eval.tasks.metrics.relaxed_match import explain_relaxed, relaxed_match
@@ -48,7 +48,7 @@ def tasks() -> Task:
                                      aliases=("lmms-lab-encoder/ChartQA",)),
                 prompt="{question}", target=target, scorer=score, explain=explain,
                 columns=("question", "answer", "type"), id_column=None,
-                max_new_tokens=48, max_prompt_tokens=48, resize="bilinear-antialias",
+                **text_len(48), resize="bilinear-antialias",
                 metric="accuracy/mean",
                 rule="relaxed accuracy: 5% for numbers, else exact; lower-cased",
                 description="ChartQA test, human and augmented, relaxed accuracy")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.anls import anls, similarity
 
@@ -46,7 +46,7 @@ def submission_as(id_field: str):
 
 
 def anls_tasks(stem: str, config: str, prompt: str, max_new_tokens: int) -> list[Task]:
-    common = dict(prompt=prompt, id_column="questionId", max_new_tokens=max_new_tokens,
+    common = dict(prompt=prompt, id_column="questionId", **text_len(max_new_tokens),
                   groups=("anls",), resize="bilinear-antialias")
     source = DatasetSource("lmms-lab/DocVQA", "validation", config)
     test = DatasetSource("lmms-lab/DocVQA", "test", config)
@@ -66,7 +66,7 @@ def tasks() -> list[Task]:
     return [*anls_tasks("docvqa", "DocVQA", "{question}", 32),
             *anls_tasks("infovqa", "InfographicVQA", "answer en {question}", 48),
             Task(name="stvqa_test", source=DatasetSource("lmms-lab/ST-VQA", "test"),
-                 prompt="answer en {question}", id_column="question_id", max_new_tokens=48,
+                 prompt="answer en {question}", id_column="question_id", **text_len(48),
                  target=lambda r: None, scorer=None, columns=("question",),
                  submission=submission_as("question_id"), groups=("anls",),
                  resize="bilinear-antialias",   # stvqa.py: resize(res, antialias=True)

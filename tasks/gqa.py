@@ -22,7 +22,7 @@ tokens, greedy, images resized bilinearly *without* antialias. Rule (evaluators/
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Nested, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Nested, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
@@ -66,7 +66,7 @@ def tasks() -> list[Task]:
                             nested=Nested(testdev_questions, key="imageId", on="id",
                                           into="questions", columns=("question", "answer")))
     xgqa = DatasetSource("neulab/PangeaBench-xgqa", "+".join(LANGUAGES), split_column="language")
-    common = dict(prompt=PROMPT, max_new_tokens=32, resize="bilinear", rule=RULE,
+    common = dict(prompt=PROMPT, **text_len(32), resize="bilinear", rule=RULE,
                   groups=("gqa",))
     return [
         Task(name="gqa_testdev", source=testdev, target=lambda r: str(r["answer"]),

@@ -17,7 +17,8 @@ Hub copies:
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import SPLIT_COLUMN, DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import (SPLIT_COLUMN, DatasetSource, Row, Task, register,
+                                             text_len)
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
@@ -62,7 +63,7 @@ explain_marvl = explain_in_groups(
 
 @register
 def tasks() -> list[Task]:
-    common = dict(max_new_tokens=64, resize="bilinear", rule=RULE, id_column=None,
+    common = dict(**text_len(64), resize="bilinear", rule=RULE, id_column=None,
                   groups=("two_images",))
     return [
         Task(name="nlvr2_test", source=DatasetSource("HuggingFaceM4/NLVR2", "test"),

@@ -14,7 +14,7 @@ one is not verified.
 from __future__ import annotations
 
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import exact_match, explain_exact_match
 
@@ -38,6 +38,6 @@ def tasks() -> Task:
                 prompt="answer en {question}", target=lambda r: str(r["answer"]), scorer=score,
                 explain=explain_exact_match(lower=True),
                 expand=questions, columns=("questions", "answers"), id_column="image_id",
-                max_new_tokens=32, resize="bilinear-antialias", metric="accuracy",
+                **text_len(32), resize="bilinear-antialias", metric="accuracy",
                 rule="big_vision vqa evaluator: exact match, lower-cased",
                 description="OCR-VQA test, lower-cased exact match")

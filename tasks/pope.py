@@ -1,6 +1,7 @@
 """POPE: random, popular and adversarial splits, each its own task; group `pope` runs all three.
 
-Prompt `answer en {question}` (the cards evaluate the VQAv2 transfer), 48 new tokens, images
+Prompt `answer en {question}`: the cards evaluate the VQAv2 transfer, trained on that prefix
+(pope.py's own default is the bare question, for a 0-shot pt model). Text length 48, images
 resized bilinearly without antialias (big_vision's pope.py config). Strict
 parsing as big_vision (exact yes/no after lower-casing); the `_lenient` tasks take the first yes/no
 word instead and are labelled so in their names.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
 
@@ -40,7 +41,7 @@ def pope_task(split: str, parse: Callable[[str], str | None], suffix: str) -> Ta
 
     return Task(name=f"pope_{split}{suffix}", source=DatasetSource("lmms-lab/POPE", split, "Full"),
                 prompt="answer en {question}", target=target, scorer=scorer, explain=explain,
-                columns=("question", "answer"), id_column="question_id", max_new_tokens=48,
+                columns=("question", "answer"), id_column="question_id", **text_len(48),
                 metric="accuracy", resize="bilinear",
                 rule=f"{'lenient' if suffix else 'strict'} yes/no; anything else counts wrong",
                 groups=(f"pope{suffix}",),

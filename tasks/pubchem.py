@@ -55,6 +55,7 @@ def tasks() -> list[Task]:
                  prompt="smiles", target=smiles_target, scorer=score_smiles, explain=explain_smiles,
                  columns=("SMILES",), id_column="image_id", image_column="file_path",
                  max_new_tokens=256, metric="full_match", resize="bilinear-antialias",
+                 parser=str.strip,   # our rule (no published evaluator): spaces are no SMILES
                  rule="exact SMILES string (full_match) and RDKit canonical (canonical_match); "
                       "card's prompt unpublished (ours: `smiles`)",
                  groups=("molecules",),

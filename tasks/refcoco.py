@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics import segmentation as seg
 
@@ -182,7 +182,7 @@ def refcoco_task(dataset: str, split: str, mode: str) -> Task:
         scorer=score_segmentation if segmenting else score_detection,
         explain=partial(explain, need_seg=segmenting),
         columns=("answer", "segmentation", "bbox"), id_column="question_id",
-        max_new_tokens=48, groups=(f"refcoco_{mode}",),
+        **text_len(48), groups=(f"refcoco_{mode}",),
         rule="big_vision segmentation evaluator" if segmenting else "box IoU >= 0.5",
         resize="bilinear",   # big_vision's refcoco_seg.py evaluates without antialias
         metric="miou" if segmenting else "box_acc@0.5",

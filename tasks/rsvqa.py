@@ -28,7 +28,7 @@ read the LR TIFFs with tifffile and cast to uint8: convert to PNG any TIFF that 
 from __future__ import annotations
 
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.metrics.exact_match import any_exact_match, explain_exact_match
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups, per_group
@@ -67,7 +67,7 @@ def rsvqa_task(name: str, dataset: str, split: str, description: str) -> Task:
                 prompt="answer en {question}",
                 target=lambda r: {"answers": [str(a) for a in r["answers"]], "type": r["type"]},
                 scorer=score, explain=explain, expand=non_numeric(dataset),
-                columns=("question", "answers", "type"), id_column="id", max_new_tokens=32,
+                columns=("question", "answers", "type"), id_column="id", **text_len(32),
                 resize="bilinear", metric="accuracy/type_mean", groups=("rsvqa",),
                 rule="big_vision rsvqa evaluator: mean over question types of exact-match "
                      "accuracy, lower-cased",

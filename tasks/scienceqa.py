@@ -27,7 +27,7 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 
 PROMPT = "Question: {question}\nContext: {hint}\nOptions: {indexed_choices}\nAnswer:"
@@ -73,6 +73,6 @@ def tasks() -> Task:
                 prompt=PROMPT, prompt_fields=prompt_fields, target=target, scorer=score,
                 explain=explain,
                 columns=("question", "choices", "answer", "hint"), id_column=None,
-                max_new_tokens=512, max_prompt_tokens=512, resize="bilinear", metric="accuracy",
+                **text_len(512), resize="bilinear", metric="accuracy",
                 rule='"the answer is X." on prediction and reference, letters equal',
                 description="ScienceQA image subset, test")

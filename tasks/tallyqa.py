@@ -16,7 +16,7 @@ Hub copies:
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores, breakdown
 from paligemma_eval.tasks.metrics.multilingual import explain_in_groups
 from paligemma_eval.tasks.metrics.number_words import count_match, explain_count
@@ -48,7 +48,7 @@ explain_tallyqa = explain_in_groups(
 
 @register
 def tasks() -> list[Task]:
-    common = dict(prompt=PROMPT, max_new_tokens=32, resize="bilinear-antialias", rule=RULE,
+    common = dict(prompt=PROMPT, **text_len(32), resize="bilinear-antialias", rule=RULE,
                   id_column=None, groups=("counting",))
     return [
         Task(name="tallyqa_test", source=DatasetSource("vikhyatk/tallyqa-test", "test"),

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from paligemma_eval.harness.errors import DatasetError
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.tasks.captioning import caption_scorer, caption_task
 
 RED = (255, 0, 0)
@@ -86,12 +86,12 @@ def tasks() -> list[Task]:
     return [
         caption_task("scicap_test", DatasetSource("scicap", "test", reader=read_scicap),
                      "image/id", "captions", "SciCap test, first sentence, no subfigures "
-                     "(local files: see the module)", max_new_tokens=96,
+                     "(local files: see the module)", **text_len(96),
                      rule="CIDEr-D and BLEU-4 (pycocoevalcap Bleu()[3], corpus), PTB tokenizer, "
                           "one reference; greedy", **greedy),
         caption_task("screen2words_test", DatasetSource("rootsautomation/RICO-Screen2Words",
                                                         "test"),
-                     "screenId", "captions", "Screen2Words test", max_new_tokens=24, **greedy),
+                     "screenId", "captions", "Screen2Words test", **text_len(24), **greedy),
         caption_task("widgetcap_test", DatasetSource("rootsautomation/RICO-WidgetCaptioning",
                                                      "test"),
                      None, "captions", "Widget Captioning test, the widget's box drawn in red",

@@ -22,7 +22,7 @@ column is a file path relative to the JSONL (or a parquet file with {bytes, path
 
 from __future__ import annotations
 
-from paligemma_eval.harness.registry import DatasetSource, Frames, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Frames, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Ratio, Scores
 from paligemma_eval.tasks.captioning import score_captions
 from paligemma_eval.tasks.metrics.captioning import explain_cider
@@ -55,7 +55,7 @@ def caption_task(name: str, source: DatasetSource, id_column: str, refs: str, fr
     return Task(name=name, source=source, prompt="caption en", target=references(refs),
                 scorer=score_captions, explain=explain_cider(), columns=(refs, VIDEO),
                 id_column=id_column,
-                frames=frames, max_new_tokens=max_new_tokens, metric="cider",
+                frames=frames, **text_len(max_new_tokens), metric="cider",
                 rule="CIDEr-D (pycocoevalcap, PTB tokenizer), greedy", description=description,
                 **COMMON)
 
@@ -64,7 +64,7 @@ def qa_task(name: str, source: DatasetSource, frames: Frames, description: str) 
     return Task(name=name, source=source, prompt="answer en {question}", target=answer,
                 scorer=score_exact, explain=explain_exact_match(),
                 columns=("question", "answer", VIDEO),
-                id_column="question_id", frames=frames, max_new_tokens=64, metric="accuracy",
+                id_column="question_id", frames=frames, **text_len(64), metric="accuracy",
                 rule="big_vision vqa evaluator: exact, case-sensitive match",
                 description=description, **COMMON)
 

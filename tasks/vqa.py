@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from paligemma_eval.harness.registry import DatasetSource, Row, Task, register
+from paligemma_eval.harness.registry import DatasetSource, Row, Task, register, text_len
 from paligemma_eval.harness.scores import Scores, breakdown
 from paligemma_eval.tasks.docvqa import submission_as
 from paligemma_eval.tasks.metrics.vqa_accuracy import (explain_official, explain_simple,
@@ -96,7 +96,7 @@ def submission_task(name: str, source: DatasetSource, description: str,
                     resize: str = "bilinear-antialias") -> Task:
     return Task(name=name, source=source, prompt=PROMPT, target=lambda r: None, scorer=None,
                 columns=("question",), id_column="question_id", submission=submission,
-                max_new_tokens=max_new_tokens, resize=resize, description=description,
+                **text_len(max_new_tokens), resize=resize, description=description,
                 groups=("vqa",))
 
 
@@ -107,7 +107,7 @@ def vqa_task(name: str, source: DatasetSource, description: str, rule: str = OFF
                 scorer=score_vqa if rule == OFFICIAL else score_vqa_simple, rule=rule,
                 explain=explain_official if rule == OFFICIAL else explain_simple(),
                 columns=("question", "answers"), id_column="question_id", metric="accuracy",
-                max_new_tokens=max_new_tokens, resize=resize, description=description,
+                **text_len(max_new_tokens), resize=resize, description=description,
                 groups=("vqa",), select_rows=select_rows)
 
 

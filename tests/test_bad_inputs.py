@@ -52,12 +52,14 @@ CASES = {
                                                   "big_vision", "--tasks", "mmvp", "--data-dir",
                                                   str(d)], "--decode-config checkpoint"),
     # refused before any model loads or task runs, every refused task named
-    "vllm on image pairs and cut prompts": (
+    # (a prompt that big_vision would cut is refused by its batch: tests/test_vllm_provenance.py)
+    "vllm on image pairs and video": (
         lambda t, d: ["--backend", "vllm", "--decode-config", "checkpoint", "--tasks",
-                      "mmvp,nlvr2_test,chartqa_test", "--data-dir", str(d)],
+                      "mmvp,nlvr2_test,chartqa_test,msvd_qa_test", "--data-dir", str(d)],
         "--backend vllm cannot run nlvr2_test gives several images per example (an image pair "
-        "or video frames); vLLM's PaliGemma takes one per prompt; chartqa_test cuts prompts to "
-        "48 tokens"),
+        "or video frames); vLLM's PaliGemma takes one per prompt; msvd_qa_test gives several "
+        "images per example (an image pair or video frames); vLLM's PaliGemma takes one per "
+        "prompt: use the transformers backend"),
 }
 
 

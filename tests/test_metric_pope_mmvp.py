@@ -1,5 +1,10 @@
+import json
+
 import pytest
 
+from paligemma_eval.harness import registry
+from paligemma_eval.harness.cli import main
+from paligemma_eval.harness.runner import prepare
 from paligemma_eval.harness.scores import Scores
 from paligemma_eval.tasks.metrics.mmvp import choose, pair_id, parse_options
 from paligemma_eval.tasks.metrics.pope import parse_lenient, parse_strict, pope_ratios
@@ -7,11 +12,31 @@ from paligemma_eval.tasks.mmvp import score_mmvp, target
 
 
 def test_pope_parsers():
-    assert parse_strict(" Yes ") == "yes"
+    assert parse_strict("Yes") == "yes"
+    assert parse_strict(" yes") is None and parse_strict("no ") is None   # big_vision: no strip
     assert parse_strict("yes, there is") is None
     assert parse_lenient("Yes, there is") == "yes"
     assert parse_lenient("I think no.") == "no"
     assert parse_lenient("maybe") is None
+
+
+def test_score_takes_outputs_as_generated(tmp_path, data_dir):
+    """The engine strips nothing before a scorer, as big_vision's evaluators: an output with a
+    space around the right answer is invalid under POPE's strict rule, valid under the lenient."""
+    prepared = prepare(registry.all_tasks()["pope_random"], data_dir, 4)
+    spaced = {i: f" {prepared.targets[i]}" if k < 2 else prepared.targets[i]
+              for k, i in enumerate(prepared.ids)}
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("".join(json.dumps({"id": i, "prediction": p}) + "\n"
+                                   for i, p in spaced.items()))
+    for task, accuracy in (("pope_random", 0.5), ("pope_random_lenient", 1.0)):
+        assert main(["score", "--task", task, "--predictions", str(predictions), "--data-dir",
+                     str(data_dir), "--limit", "4", "--output", str(tmp_path / task),
+                     "--bootstrap", "0"]) == 0
+        metrics = json.loads((tmp_path / task / "results.json").read_text())["tasks"][task][
+            "metrics"]
+        assert metrics["accuracy"]["value"] == accuracy
+        assert metrics["valid_share"]["value"] == accuracy
 
 
 def test_pope_hand_computed():

@@ -85,6 +85,8 @@ BIG_VISION_EVAL = {
     "vizwiz_vqa_val": ("answer en {question}", 48, "bilinear", "vizwizvqa.py"),
     "docvqa_val": ("{question}", 32, "bilinear-antialias", "docvqa.py"),
     "infovqa_val": ("answer en {question}", 48, "bilinear-antialias", "infovqa.py"),
+    # pope.py's own default prefix is the bare question (a 0-shot pt model); the cards evaluate
+    # the VQAv2 transfer, which was trained on `answer en {question}` (REFERENCE.md)
     **{f"pope_{split}": ("answer en {question}", 48, "bilinear", "pope.py")
        for split in ("random", "popular", "adversarial")},
     # test-server splits and VQAv2 minival (issue 22)
@@ -131,10 +133,6 @@ BIG_VISION_EVAL = {
     "widgetcap_test": ("caption en", 32, "bilinear-antialias", "widgetcap.py"),
 }
 
-# big_vision's tolen(text_len) on the prompt where a prompt can outgrow it (CARD_TASKS.md 0.1).
-BIG_VISION_PROMPT_TOKENS = {"aokvqa_mc_val": 128, "aokvqa_mc_test": 128, "ai2d_test": 128,
-                            "chartqa_test": 48, "scienceqa_img_test": 512}
-
 # Video configs' eval defaults: (num_frames, stride) of the frame reader.
 BIG_VISION_FRAMES = {"msrvtt_cap_test": (16, 9), "msrvtt_qa_test": (16, 9),
                      "activitynet_cap_test": (16, 30), "activitynet_qa_test": (16, 70),
@@ -168,11 +166,13 @@ def test_every_card_linked_task_decodes_as_its_big_vision_config():
 
 
 def test_prompts_are_cut_where_big_vision_cuts_them():
+    """Every eval config cuts `<bos> prompt \n` to its text_len (combine_and_keep_eval's
+    tolen), the decode length: a long question, not only a long option list (CARD_TASKS.md 0.1)."""
     from paligemma_eval.harness import registry
 
     tasks = registry.all_tasks()
-    for name in BIG_VISION_EVAL:
-        assert tasks[name].max_prompt_tokens == BIG_VISION_PROMPT_TOKENS.get(name), name
+    for name, (_, tokens, _, _) in BIG_VISION_EVAL.items():
+        assert tasks[name].max_prompt_tokens == tokens, name
 
 
 def test_a_checkpoint_config_run_is_never_paired_with_a_card_row():

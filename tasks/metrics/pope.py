@@ -1,9 +1,10 @@
 """POPE (Li et al. 2023): yes/no object-existence questions.
 
-big_vision's parser: the lower-cased, stripped prediction must be exactly "yes" or "no"; anything
-else is invalid. The lenient parser takes the first word that is "yes" or "no". Invalid answers are
-wrong for accuracy and count as "not yes" for recall, so they are never dropped silently. The
-yes-ratio is the share of *predictions* that say yes.
+big_vision's parser: the lower-cased prediction must be exactly "yes" or "no"; its evaluator
+(evaluators/.../pope.py) strips nothing, so " yes" is invalid too. The lenient parser takes the
+first word that is "yes" or "no". Invalid answers are wrong for accuracy and count as "not yes"
+for recall, so they are never dropped silently. The yes-ratio is the share of *predictions* that
+say yes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _WORD = re.compile(r"[a-z]+")
 
 
 def parse_strict(prediction: str) -> str | None:
-    answer = prediction.strip().lower()
+    answer = prediction.lower()
     return answer if answer in ("yes", "no") else None
 
 
