@@ -37,6 +37,29 @@ def count(value: str) -> int:
     return _number(value, int, lambda n: n >= 0, "0 or more")
 
 
+def seed(value: str) -> int:
+    """A random seed: numpy's generators take 0 or more (a negative one fails only after a run
+    has generated, when its intervals are drawn)."""
+    return _number(value, int, lambda n: n >= 0, "0 or more")
+
+
+# Beyond this many resamples no interval's fourth digit moves, and the resample sums (8 bytes each
+# per metric) would fill memory only after the run has generated.
+MAX_RESAMPLES = 1_000_000
+
+
+def resamples(value: str) -> int:
+    return _number(value, int, lambda n: 0 <= n <= MAX_RESAMPLES, f"0 to {MAX_RESAMPLES:,}")
+
+
+# Beams multiply the batch's memory; big_vision's captioning configs use 2 or 3.
+MAX_BEAMS = 64
+
+
+def beams(value: str) -> int:
+    return _number(value, int, lambda n: 1 <= n <= MAX_BEAMS, f"1 to {MAX_BEAMS}")
+
+
 def port(value: str) -> int:
     return _number(value, int, lambda n: 0 <= n <= 65535, "0 to 65535 (0: any free port)")
 
@@ -58,7 +81,7 @@ def score_threshold(value: str) -> float:
 
 def add_bootstrap_args(parser: argparse.ArgumentParser, what: str = "intervals") -> None:
     """--bootstrap R and --seed S, as every verb that draws intervals takes them."""
-    parser.add_argument("--bootstrap", type=count, default=DEFAULT_RESAMPLES,
+    parser.add_argument("--bootstrap", type=resamples, default=DEFAULT_RESAMPLES,
                         help=f"resamples for {what} (0: none; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=seed, default=DEFAULT_SEED,
                         help="bootstrap seed (default: %(default)s)")

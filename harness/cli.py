@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.arguments import add_bootstrap_args, positive_int
+from paligemma_eval.harness.arguments import add_bootstrap_args, beams, positive_int
 from paligemma_eval.harness.errors import InputError, UsageError
 from paligemma_eval.harness.lock import output_lock
 
@@ -145,7 +145,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="first N examples of each task (default: all)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="examples per generate call (default: 8)")
-    parser.add_argument("--num-beams", type=positive_int,
+    parser.add_argument("--num-beams", type=beams,
                         help="override every task's beam count (default: the task's)")
     parser.add_argument("--preprocess-workers", type=positive_int,
                         help="threads decoding and resizing each batch's images (default: one "
@@ -324,7 +324,16 @@ def read_predictions(path: Path) -> dict[str, dict]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    (task,) = registry.resolve([args.task])
+    resolved = registry.resolve([args.task])
+    if len(resolved) != 1:   # a group or a pattern: one predictions file is one task's
+        raise UsageError(f"--task {args.task!r} names {len(resolved)} tasks "
+                         f"({', '.join(t.name for t in resolved[:4])}"
+                         f"{', ...' if len(resolved) > 4 else ''}); score takes one")
+    (task,) = resolved
+    if task.scorer is None:
+        raise UsageError(f"--task {task.name}: a test-server split, scored by its server only: "
+                         f"`run` writes its submission file; `record-server-score` keeps the "
+                         f"server's number")
     if args.seg_decoder:
         os.environ["PALIGEMMA_SEG_DECODER"] = str(args.seg_decoder)
     preflight([task])
@@ -448,6 +457,14 @@ def build_parser() -> Parser:
 SAFETY_TOOLS = ("calibrate", "export", "import", "recompute")
 
 
+def unknown_flags(unknown: list[str]) -> str:
+    """Arguments no verb knows, by flag name only: a value typed after an unknown flag (an API
+    key as `--api-key KEY`) must not reach a CI log."""
+    flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-")]
+    values = len(unknown) - len(flags) + sum("=" in arg for arg in unknown if arg.startswith("-"))
+    return " ".join(flags + ([f"and {values} value(s), not shown"] if values else []))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not sys.stderr.isatty():   # a log: the libraries' redrawn bars would run lines together
@@ -459,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # named by the verb's parser, whose --help lists its flags
-        parser.verbs[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.verbs[args.command].error(f"unrecognized arguments: {unknown_flags(unknown)}")
     try:
         return args.func(args)
     except (InputError, registry.UnknownTaskError) as error:

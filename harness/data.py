@@ -36,6 +36,20 @@ class LoadedData:
     provenance: dict[str, Any]
 
 
+def require_utf8(path: Path) -> None:
+    """pyarrow takes a JSON file's strings unchecked and fails on a byte that is not UTF-8 only
+    when that row is read, with a traceback: named here instead, by its line, before any model
+    loads."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"{path}: line {number} is not UTF-8, as JSON Lines must be "
+                                   f"(byte {line[error.start]:#04x} at column "
+                                   f"{error.start + 1})") from None
+
+
 def local_path(source: DatasetSource, data_dir: Path) -> Path | None:
     for hub_id in (source.hub_id, *source.aliases):
         base = data_dir / hub_id / (source.config or "default") / source.split
@@ -89,6 +103,8 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
         kind = "parquet" if path.suffix == ".parquet" else "json"
         if path.stat().st_size == 0:
             raise DatasetError(f"{path}: empty file")
+        if kind == "json":
+            require_utf8(path)
         verbosity = datasets.logging.get_verbosity()
         datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we say it in one line
         try:

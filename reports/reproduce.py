@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.arguments import count, positive_int
+from paligemma_eval.harness.arguments import positive_int, resamples, seed
 from paligemma_eval.harness.errors import UsageError
 from paligemma_eval.reports import published
 
@@ -284,7 +284,8 @@ def add_commands(commands: Any) -> None:
                         help="run's generation path (run's default: plain)")
     parser.add_argument("--preprocess-workers", type=positive_int,
                         help="threads decoding and resizing images (run's default)")
-    parser.add_argument("--bootstrap", type=count, help="resamples for intervals (run's default)")
-    parser.add_argument("--seed", type=int, help="bootstrap seed (run's default)")
+    parser.add_argument("--bootstrap", type=resamples,
+                        help="resamples for intervals (run's default)")
+    parser.add_argument("--seed", type=seed, help="bootstrap seed (run's default)")
     parser.add_argument("--seg-decoder", type=Path, help="vae-oid.npz for the RefCOCO rows")
     parser.set_defaults(func=cmd_reproduce)

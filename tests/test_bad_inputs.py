@@ -24,6 +24,9 @@ def bad_data(kind: str):
             target.write_text("")
         elif kind == "malformed jsonl":
             target.write_text('{"filename": "a", "url": "x.png"\n')
+        elif kind == "latin-1 jsonl":   # pyarrow alone fails only when the row is read
+            target.write_bytes('{"filename": "a", "url": "x.png", "sentences": ["a café"]}\n'
+                               .encode("latin-1"))
         return ["--data-dir", str(data),
                 "--tasks", "vqav2_val" if "parquet" in kind else "coco_cap_karpathy_test"]
     return make
@@ -48,6 +51,8 @@ CASES = {
     "empty parquet": (bad_data("empty parquet"), "empty file"),
     "empty jsonl": (bad_data("empty jsonl"), "empty file"),
     "malformed jsonl": (bad_data("malformed jsonl"), "not a readable json file (JSON parse"),
+    "latin-1 jsonl": (bad_data("latin-1 jsonl"), "test.jsonl: line 1 is not UTF-8, as JSON Lines "
+                                                 "must be (byte 0xe9 at column 55)"),
     "vllm decoding as big_vision": (lambda t, d: ["--backend", "vllm", "--decode-config",
                                                   "big_vision", "--tasks", "mmvp", "--data-dir",
                                                   str(d)], "--decode-config checkpoint"),
@@ -156,7 +161,7 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
 
 @pytest.mark.parametrize("args, message", [
     (["score", "--task", "vqav2_val", "--predictions", "p.jsonl", "--output", "o",
-      "--bootstrap", "-1"], "argument --bootstrap: must be 0 or more, got -1"),
+      "--bootstrap", "-1"], "argument --bootstrap: must be 0 to 1,000,000, got -1"),
     (["score", "--task", "vqav2_val", "--predictions", "p.jsonl", "--output", "o",
       "--limit", "0"], "argument --limit: must be a positive integer, got 0"),
     (["compare", "a", "b", "--bootstrap", "-2"], "argument --bootstrap: must be 0"),
@@ -183,11 +188,24 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--limit", "0"], "argument --limit: must be a positive integer, got 0"),
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
-      "--bootstrap", "-1"], "argument --bootstrap: must be 0 or more"),
+      "--bootstrap", "-1"], "argument --bootstrap: must be 0 to 1,000,000, got -1"),
+    # refused while parsing, not after a run has generated (numpy's seeds are not negative; a
+    # bootstrap of 1e11 resamples would fill memory)
+    (["run", "--model", "tiny-paligemma", "--tasks", "mmvp", "--output", "o", "--seed", "-1"],
+     "argument --seed: must be 0 or more, got -1"),
+    (["compare", "a", "b", "--bootstrap", "100000000000"], "argument --bootstrap: must be 0 to "
+                                                           "1,000,000, got 100000000000"),
+    (["run", "--model", "tiny-paligemma", "--tasks", "mmvp", "--output", "o", "--num-beams",
+      "100000000"], "argument --num-beams: must be 1 to 64, got 100000000"),
     (["report", "a"], "the following arguments are required: --output"),
+    (["score", "--task", "pope_*", "--predictions", "p.jsonl", "--output", "o"],
+     "--task 'pope_*' names 6 tasks (pope_adversarial, pope_adversarial_lenient, pope_popular, "
+     "pope_popular_lenient, ...); score takes one"),
+    (["score", "--task", "vqav2_test", "--predictions", "p.jsonl", "--output", "o"],
+     "--task vqav2_test: a test-server split, scored by its server only"),
     (["gate", "--candidate", "a", "--baseline", "b", "--config", "g.toml"],
-     "paligemma-eval gate: error: unrecognized arguments: --config g.toml (see paligemma-eval "
-     "gate --help)"),
+     "paligemma-eval gate: error: unrecognized arguments: --config and 1 value(s), not shown (see "
+     "paligemma-eval gate --help)"),
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--only", "vqav"], "--only: unknown transfer 'vqav'; did you mean 'vqav2'"),
 ])
@@ -195,3 +213,12 @@ def test_a_bad_flag_of_any_verb_is_one_line_exit_2(tmp_path, args, message):
     done = subprocess.run(cli(*args), capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "usage:" not in done.stderr
+
+
+def test_an_unknown_flag_is_named_without_its_value():
+    """A key typed as a flag (`--api-key KEY`, `--token=KEY`) must not reach a CI log."""
+    from paligemma_eval.harness.cli import unknown_flags
+
+    said = unknown_flags(["--api-key", "SEKRIT", "--token=SEKRIT2", "-x"])
+    assert said == "--api-key --token -x and 2 value(s), not shown"
+    assert unknown_flags(["--verbose"]) == "--verbose"
