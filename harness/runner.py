@@ -62,6 +62,8 @@ class Prepared:
     row_of: dict[str, int]        # id -> dataset row holding its image
     # row -> hash of its image, computed once (several examples may share a row: RefCOCO)
     image_hashes: dict[int, str] = field(default_factory=dict)
+    # ids whose prompt the model's tokenizer cuts to the task's text length (`mark_cut`)
+    cut: frozenset[str] = frozenset()
 
 
 def prepare(task: Task, data_dir: Path | None, limit: int | None) -> Prepared:
@@ -133,6 +135,14 @@ def image_sizes(rows: Any, column: str) -> list[tuple[int, int] | None]:
 def decoding(task: Task, options: RunOptions) -> dict[str, Any]:
     return {"max_new_tokens": task.max_new_tokens, "num_beams": options.num_beams or task.num_beams,
             "do_sample": False}
+
+
+def inputs_record(task: Task) -> dict[str, Any]:
+    """How the examples became model inputs beyond the prompt and resize, for the results file:
+    the prompt cut (tolen) and a video's frame sampling."""
+    return {"max_prompt_tokens": task.max_prompt_tokens,
+            "frames": {"count": task.frames.count, "stride": task.frames.stride}
+            if task.frames else None}
 
 
 def prediction_files(out: Path, task: Task) -> list[Path]:
@@ -224,10 +234,22 @@ def input_fingerprints(prepared: Prepared, ids: list[str]) -> dict[str, str]:
         if row not in prepared.image_hashes:
             prepared.image_hashes[row] = "+".join(
                 data.cell_fingerprint(cells[row][c]) for c in columns) if cells is not None else ""
+        # a cut prompt is another input than the whole one; an uncut one is the same input
+        # whatever the text length, so its predictions stay valid when that changes
+        cut = {"cut_to": prepared.task.max_prompt_tokens} if example_id in prepared.cut else {}
         fingerprints[example_id] = run_key(prompt=prepared.prompts.get(example_id),
                                            image=prepared.image_hashes[row],
-                                           target=prepared.targets.get(example_id))
+                                           target=prepared.targets.get(example_id), **cut)
     return fingerprints
+
+
+def mark_cut(model: Any, prepared: Prepared) -> None:
+    """Note which prompts this model's tokenizer cuts to the task's text length (big_vision's
+    tolen), for their resume keys. A backend without `prompt_ids` (vLLM) refuses such prompts."""
+    limit = prepared.task.max_prompt_tokens
+    if limit is not None and hasattr(model, "prompt_ids"):
+        prepared.cut = frozenset(i for i, prompt in prepared.prompts.items()
+                                 if model.prompt_ids(prompt, limit)[1])
 
 
 def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> dict[str, Any]:
@@ -240,6 +262,7 @@ def generate(model: PaliGemmaModel, prepared: Prepared, options: RunOptions) -> 
                   model_decoding=model.info.decoding())   # caps, window, attention in force
     position = {example_id: i for i, example_id in enumerate(prepared.ids)}
     mine = [i for i in prepared.ids if position[i] % options.world_size == options.rank]
+    mark_cut(model, prepared)
     fingerprints = input_fingerprints(prepared, mine)
     done = load_predictions(options.out, task, key, fingerprints)
     if options.retry_failed:
@@ -404,7 +427,7 @@ def run_task(model: PaliGemmaModel, task: Task, options: RunOptions,
         result = submission_result(task, prepared, records, options.out)
     else:
         result = score(prepared, records, options)
-    result.update(decoding=decoding(task, options), throughput=throughput)
+    result.update(decoding=decoding(task, options), **inputs_record(task), throughput=throughput)
     return result
 
 

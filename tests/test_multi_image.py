@@ -167,3 +167,25 @@ def test_every_pair_and_video_task_runs_on_tiny_paligemma2(name, data_dir, tmp_p
                                               resamples=10))
     assert result["failed"] == [] and result["n_scored"] == 1
     assert result["metrics"][task.headline]["value"] is not None
+    # the results file says how a video was sampled (None for an image pair)
+    assert result["frames"] == ({"count": task.frames.count, "stride": task.frames.stride}
+                                if task.frames else None)
+
+
+def test_a_text_length_change_regenerates_only_the_prompts_it_cuts(tiny_model, data_dir,
+                                                                   tmp_path):
+    """A cut prompt is another input, an uncut one the same whatever the text length: resuming
+    after the length changes reuses exactly the predictions of prompts that stay whole."""
+    import dataclasses
+
+    (task,) = registry.resolve(["okvqa_val"])
+    lengths = [len(tiny_model.prompt_ids(p, None)[0]) + 1
+               for p in prepare(task, data_dir, limit=8).prompts.values()]
+    assert min(lengths) <= 10 < max(lengths)     # the fixture's questions straddle the cut
+    options = RunOptions(out=tmp_path, data_dir=data_dir, limit=8, resamples=0)
+    whole = run_task(tiny_model, dataclasses.replace(task, max_prompt_tokens=64), options)
+    assert whole["n_prompt_truncated"] == 0 and whole["max_prompt_tokens"] == 64
+    cut = run_task(tiny_model, dataclasses.replace(task, max_prompt_tokens=10), options)
+    assert cut["n_prompt_truncated"] == sum(n > 10 for n in lengths)
+    assert cut["throughput"]["resumed"] == sum(n <= 10 for n in lengths)
+    assert cut["max_prompt_tokens"] == 10 and cut["frames"] is None
