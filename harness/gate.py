@@ -41,14 +41,15 @@ from paligemma_eval.harness.examples import (Flip, flips, predictions, unit_scor
                                              units_are_examples)
 from paligemma_eval.harness.formats import (read_browser, read_policy, read_results,
                                             read_safety)
-from paligemma_eval.harness.registry import matching
-from paligemma_eval.harness.results import read_unit_scores
+from paligemma_eval.harness.registry import matching, suggestion
+from paligemma_eval.harness.results import read_task_unit_scores
 from paligemma_eval.harness.scores import (DEFAULT_RESAMPLES, DEFAULT_SEED, Ratio,
                                            paired_difference)
 
 DEFAULT_POLICY = {"max_drop": 0.01, "max_drop_relative": 0.0, "max_rise": 0.001,
                   "require_significance": True}
 RESULT_FILES = ("results.json", "safety.json")
+AUDIT_TASK = "fairface_safety"   # the task a safety.json holds (safety/audit.py): no registry entry
 
 
 class GateInputError(ValueError):
@@ -61,10 +62,17 @@ class Run:
     model: dict[str, Any] | None
     tasks: dict[str, dict]
     audit: dict[str, Any] | None = None    # safety.json whole: its subgroup maxima and medians
+    _units: dict[str, Any] = field(default_factory=dict, repr=False)   # read once per task
 
     def units(self, task: str) -> tuple[list[str], dict[str, Ratio]] | None:
-        path = self.path / "scores" / f"{task}.json"
-        return read_unit_scores(path) if path.exists() else None
+        """The task's per-unit scores, checked against its results.json entry (ids, repeats,
+        counts): a FormatError naming the file when they disagree."""
+        if task not in self._units:
+            path = self.path / "scores" / f"{task}.json"
+            result = self.tasks[task]
+            self._units[task] = read_task_unit_scores(
+                path, result, predictions(self.path, task, result)) if path.exists() else None
+        return self._units[task]
 
 
 def load_run(path: Path) -> Run:
@@ -96,21 +104,34 @@ def load_run(path: Path) -> Run:
     return Run(path, documents[0].get("model"), tasks, audit)
 
 
-def check_policy(policy: dict, baseline: Run, candidate: Run) -> None:
+def check_policy(policy: dict, baseline: Run, candidate: Run, source: str = "policy") -> None:
     """Every task and metric a policy names must exist (its tables, keys and types are checked
-    by its schema as it is read): a misspelt name would otherwise silently gate nothing."""
+    by its schema as it is read): a misspelt name would otherwise silently gate nothing.
+    `source` names the policy in messages."""
     for task, rules in policy.get("tasks", {}).items():
         if task not in baseline.tasks and task not in candidate.tasks:
-            # One policy serves runs of different task sets; the task's headline is gated by
-            # the defaults anyway, so a misspelt task loses only its overrides: say so.
-            print(f"paligemma-eval gate: warning: policy names task {printable(task)!r}, which "
-                  f"is in neither run", file=sys.stderr)
+            check_policy_task(task, [*baseline.tasks, *candidate.tasks], source)
         for metric in rules.get("metrics", []):
             for run in (baseline, candidate):
                 if task in run.tasks and metric not in run.tasks[task]["metrics"]:
                     raise GateInputError(
-                        f"policy: [tasks.{task}] metric {metric!r} does not exist in {run.path} "
+                        f"{source}: [tasks.{task}] metric {metric!r} does not exist in {run.path} "
                         f"(it has: {', '.join(run.tasks[task]['metrics'])})")
+
+
+def check_policy_task(task: str, in_runs: list[str], source: str) -> None:
+    """A policy task in neither run: a warning when it is a task of this harness (one policy
+    serves runs of different task sets, as docs/gate.example.toml does), an error when it is no
+    task at all (a typo, whose stricter rule would never apply)."""
+    from paligemma_eval.harness.registry import all_tasks   # only now: it imports every task
+
+    known = sorted({*all_tasks(), AUDIT_TASK, *in_runs})
+    if task not in known:
+        raise GateInputError(f"{source}: [tasks.{printable(task)}] names no task of either run "
+                             f"nor of this harness, so its rule would never apply; "
+                             f"{suggestion(task, known)}")
+    print(f"paligemma-eval gate: warning: {source} names task {printable(task)!r}, which "
+          f"is in neither run (its rule applies to no task here)", file=sys.stderr)
 
 
 def select_tasks(run: Run, names: list[str] | None) -> Run:
@@ -412,6 +433,8 @@ def flip_listing(baseline: Run, candidate: Run, task: str, metric: str,
                  browser: str | None = None,
                  names: tuple[str, str] = ("baseline", "candidate")) -> FlipListing | None:
     """None when either run lacks per-example scores (a published baseline has none)."""
+    for run in (baseline, candidate):   # each file checked against its results.json first
+        run.units(task)
     a = unit_scores(baseline.path, task, metric)
     b = unit_scores(candidate.path, task, metric)
     if a is None or b is None:
@@ -472,9 +495,20 @@ def gate(candidate: Run, baseline: Run, policy: dict, allow_mismatch: bool = Fal
             allowed = max(rules["max_drop"], rules["max_drop_relative"] * abs(base_value)) \
                 if higher else rules["max_rise"]
             comparison = compare_metric(baseline, candidate, task, metric, resamples, seed)
+            if not all(np.isfinite(comparison[k]) for k in ("a", "b", "difference")):
+                raise GateInputError(_undefined_over_shared(task, metric, comparison))
             checks.append(Check(task, metric, comparison, allowed, higher,
                                 bool(rules["require_significance"])))
     return checks
+
+
+def _undefined_over_shared(task: str, metric: str, comparison: dict) -> str:
+    """Why a paired comparison has no value: 0/0 over the units both runs share."""
+    sides = [side for side, key in (("baseline", "a"), ("candidate", "b"))
+             if not np.isfinite(comparison[key])] or ["baseline and the candidate"]
+    return (f"{task}: {metric} is undefined in the {' and the '.join(sides)} over the units both "
+            f"runs' scores share (0/0: no unit it is defined on), so the gate cannot judge it; "
+            f"gate other metrics (policy `metrics`) or leave the task out (--tasks)")
 
 
 def _headline(baseline_task: dict, candidate_task: dict) -> str:
@@ -612,7 +646,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             baseline = select_tasks(load_run(args.baseline), names)
         baseline, not_gated = without_metricless(baseline, names)
         policy = read_policy(args.policy) if args.policy else {}
-        check_policy(policy, baseline, candidate)
+        check_policy(policy, baseline, candidate, f"--policy {args.policy}")
         checks = gate(candidate, baseline, policy, args.allow_mismatch, args.bootstrap, args.seed)
         if not checks:
             raise GateInputError("no metric could be checked (no task shared): the gate "
@@ -671,6 +705,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       f"{' and run '.join(undefined)} (null)")
                 continue
             c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
+            undefined = [run for run, key in (("A", "a"), ("B", "b")) if not np.isfinite(c[key])]
+            if undefined:   # 0/0 over the shared units: no number to print as if it were one
+                print(f"{printable(task + '/' + metric):<40} not compared: undefined in run "
+                      f"{' and run '.join(undefined)} over the shared units (0/0)")
+                continue
             ci = c.get("ci95")
             ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
             print(f"{printable(task + '/' + metric):<40} {c['a']:>9.4f} {c['b']:>9.4f} "

@@ -11,6 +11,8 @@ import functools
 import os
 import platform
 import subprocess
+from collections import Counter
+from collections.abc import Collection
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,55 @@ def read_unit_scores(path: Path) -> tuple[list[str], dict[str, Ratio]]:
     ratios = {name: Ratio(np.array(r["num"]), np.array(r["den"]))
               for name, r in payload["ratios"].items()}
     return payload["units"], ratios
+
+
+def read_task_unit_scores(path: Path, result: dict[str, Any],
+                          predicted: Collection[str] = ()) -> tuple[list[str], dict[str, Ratio]]:
+    """scores/<task>.json, refused (a FormatError naming it) unless it is the per-unit scores
+    behind `result`, its task's entry in results.json. `predicted`: the example ids the run's
+    predictions hold (empty: not known). A paired comparison matches units by id, so a file with
+    repeated ids, other ids or other units than its results.json would otherwise be compared on
+    whatever happens to be shared, and pass."""
+    units, ratios = read_unit_scores(path)
+    wrong = unit_scores_mismatch(units, ratios, result, predicted)
+    if wrong:
+        raise formats.FormatError(f"{path}: does not match its results.json ({wrong}); the "
+                                  f"runs cannot be compared on it")
+    return units, ratios
+
+
+def unit_scores_mismatch(units: list[str], ratios: dict[str, Ratio], result: dict[str, Any],
+                         predicted: Collection[str] = ()) -> str | None:
+    """What a scores file holds that its task's results.json entry contradicts, or None."""
+    from paligemma_eval.harness.examples import units_are_examples   # it imports this module
+
+    counts = Counter(units)
+    repeated = [u for u, times in counts.items() if times > 1]
+    if repeated:
+        return f"unit {formats._printable(repeated[0], 40)!r} appears {counts[repeated[0]]} times"
+    for name, ratio in ratios.items():
+        entry = result.get("metrics", {}).get(name)
+        n = entry.get("n") if isinstance(entry, dict) else None
+        # results.json's n is the units a metric is defined on: those with a nonzero den
+        if type(n) is int and n != ratio.n:
+            return f"{formats._printable(name, 40)} is defined on {ratio.n} unit(s), " \
+                   f"results.json says n={n}"
+    if not units_are_examples(result):   # MMVP's units are image pairs: no example counts
+        return None
+    total, scored = result.get("n_examples"), result.get("n_scored")
+    if type(total) is int and len(units) > total:
+        return f"{len(units)} units for the run's {total} examples (n_examples)"
+    if type(scored) is int and len(units) < scored:
+        return f"{len(units)} units for the run's {scored} scored examples (n_scored)"
+    if predicted:
+        # every unit that did not fail was scored from one of the run's predictions
+        failed = {str(f.get("id")) for f in result.get("failed", []) if isinstance(f, dict)}
+        known = set(predicted)
+        stray = [u for u in units if u not in known and u not in failed]
+        if stray:
+            return f"{len(stray)} unit(s) the run's predictions do not hold, e.g. " \
+                   f"{formats._printable(stray[0], 40)!r}"
+    return None
 
 
 class ResultsFile:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
+import math
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from paligemma_eval.harness import registry
+from paligemma_eval.harness import formats, registry
 from paligemma_eval.harness.errors import UsageError
 from paligemma_eval.harness.lock import output_lock
 
@@ -52,7 +52,7 @@ def record(out: Path, task_name: str, metric: str, value: float,
                          f"{', '.join(servers)})")
     if not _METRIC_NAME.match(metric):
         raise UsageError(f"--metric {metric!r}: use a plain metric name such as accuracy or anls")
-    if not 0.0 <= value <= 1.0:
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise UsageError(f"--value {value}: give the score as a fraction (e.g. 0.8319 for "
                          f"83.19%); results.json holds fractions")
     if evidence is not None and not evidence.is_file():
@@ -64,17 +64,13 @@ def record(out: Path, task_name: str, metric: str, value: float,
         raise UsageError(f"{out}: no results.json (run --tasks {task_name} there first: the "
                          f"score belongs to that run's submission)")
     with output_lock(out, can_wait=False):
-        try:
-            document = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UsageError(f"{path}: not a readable results file ({error})") from None
-        result = (document.get("tasks") or {}).get(task_name)
-        if not isinstance(result, dict) or not result.get("submission"):
+        # the shared reader, before anything is written: a damaged or foreign file is one line
+        document = formats.read_results(path)
+        result = document["tasks"].get(task_name)
+        if result is None or not result.get("submission"):
             raise UsageError(f"{path}: task {task_name} wrote no submission file here; run it "
                              f"into this directory first")
-        submission = out / result["submission"]
-        if not submission.is_file():
-            raise UsageError(f"{submission}: the submission file this score answers is missing")
+        submission = _submission_file(out, path, task_name, result["submission"])
         entry: dict[str, Any] = {
             "value": value, "n": None, "stderr": None, "ci95": None, "source": SOURCE,
             "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -87,8 +83,20 @@ def record(out: Path, task_name: str, metric: str, value: float,
             entry["evidence"] = {"file": str(kept.relative_to(out)), "sha256": sha256(kept)}
         result.setdefault("metrics", {})[metric] = entry
         result["headline"] = result.get("headline") or metric
-        write_atomically(path, json.dumps(document, indent=2))
+        write_atomically(path, formats.dumps(document, formats.RESULTS, path, indent=2))
     return entry
+
+
+def _submission_file(out: Path, path: Path, task_name: str, named: str) -> Path:
+    """The run's own submission file that results.json names: inside the run directory (a
+    path that leaves it would hash, and vouch for, some other file)."""
+    submission = out / named
+    if not submission.resolve().is_relative_to(out.resolve()):
+        raise UsageError(f"{path}: tasks.{task_name}.submission {named!r} lies outside {out}; "
+                         f"the score answers the run's own submission file, written there")
+    if not submission.is_file():
+        raise UsageError(f"{submission}: the submission file this score answers is missing")
+    return submission
 
 
 def carry_recorded(previous: dict[str, Any] | None, result: dict[str, Any], out: Path) -> None:
@@ -107,7 +115,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from paligemma_eval.reports.published import card_pairing
 
     entry = record(args.output, args.task, args.metric, args.value, args.evidence)
-    document = json.loads((args.output / "results.json").read_text())
+    document = formats.read_results(args.output / "results.json")
     card, why_not = card_pairing(args.task, args.metric, document.get("model"),
                                  document["tasks"][args.task])
     where = f"pairs with {card['card']} card: {card['benchmark']} ({card['percent']})" if card \

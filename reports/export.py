@@ -19,11 +19,12 @@ TASK=DATASET_ID:TASK_ID[:METRIC] by someone who has checked the benchmark's eval
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from paligemma_eval.harness import formats
 from paligemma_eval.harness.errors import UsageError, first_few
 from paligemma_eval.reports.published import subset_of_split
 
@@ -35,15 +36,41 @@ TASK_TYPES = {"vqa": "visual-question-answering", "anls": "visual-question-answe
 DEFAULT_TASK_TYPE = "image-text-to-text"
 
 
-def _read_results(run: Path) -> dict[str, Any]:
+# Metrics that are fractions of examples (or of a unit's score in 0..1): a value outside 0..1 is
+# not one of ours. CIDEr, error rates and lengths are not bounded above, so they are not listed.
+FRACTION_METRIC = re.compile(r"^(\w*accuracy|anls|precision|recall|f1|det_\w+|miou|box_acc@[\d.]+"
+                             r"|\w*_match|yes_ratio|valid_share|unparsable_share)(/|$)")
+
+
+def _read_results(run: Path, model_name: str | None) -> dict[str, Any]:
+    """results.json through the reader every verb uses (harness/formats.py: schema, version,
+    no NaN), then what a model card needs of it: a model name and, per exported value, a
+    dataset and a plausible number. Any problem is one line naming the file (exit 2)."""
     path = run / "results.json" if run.is_dir() else run
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: not a readable results file ({error})") from None
-    if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
-        raise UsageError(f"{path}: no per-task results")
+    document = formats.read_results(path)
+    if not model_name and not (document.get("model") or {}).get("id"):
+        raise UsageError(f"{path}: names no model (no model.id), so the card would name none; "
+                         f"give --model-name")
+    for name, result in document["tasks"].items():
+        wrong = _unexportable(result)
+        if wrong:
+            raise UsageError(f"{path}: tasks.{formats._printable(name, 40)}: {wrong}")
     return document
+
+
+def _unexportable(result: dict[str, Any]) -> str | None:
+    """Why a task's values cannot go into a model card, or None."""
+    values = {m: e["value"] for m, e in result["metrics"].items() if e["value"] is not None}
+    if not values:
+        return None
+    dataset = result.get("dataset")
+    if not isinstance(dataset, dict) or not dataset.get("hub_id") or not dataset.get("split"):
+        return "records no dataset (hub_id and split), which each exported entry names"
+    for metric, value in values.items():
+        if value < 0 or (value > 1 and FRACTION_METRIC.match(metric)):
+            return f"{formats._printable(metric, 40)} is {value}, not a fraction in 0..1 " \
+                   f"(results.json holds fractions: 0.83 for 83%)"
+    return None
 
 
 def _task_type(name: str) -> str:
@@ -147,7 +174,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          "registered hub benchmark by default: docs/browser.md)")
     if args.benchmark and not args.eval_results:
         raise UsageError("--benchmark names entries of --eval-results DIR; give that too")
-    document = _read_results(args.run)
+    document = _read_results(args.run, args.model_name)
     # every --benchmark is checked before anything is written
     entries = benchmark_entries(document, args.benchmark, args.source_url) \
         if args.eval_results else {}
@@ -156,6 +183,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if str(args.model_index) == "-":
             sys.stdout.write(text)
         else:
+            args.model_index.parent.mkdir(parents=True, exist_ok=True)   # as `report` does
             args.model_index.write_text(text, encoding="utf-8")
             print(f"model-index: {args.model_index} ({text.count('- type:')} metrics)")
     if args.eval_results:
