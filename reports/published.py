@@ -45,6 +45,22 @@ def value(benchmark: str, variant: str) -> tuple[float, str] | None:
     return None
 
 
+# A difference within this many points of a percentage agrees with the card's number.
+AGREES_WITHIN = 1.0
+
+
+def scale(entry: dict[str, Any]) -> float:
+    """card value = our value x scale, for one card_rows.json entry."""
+    return entry.get("scale", card_rows_document()["scale"])
+
+
+def tolerance(entry: dict[str, Any]) -> float:
+    """Within how much, in the card's units, ours agrees with an entry's number: a point of a
+    percentage (0.01 where the card prints a fraction), or the entry's own `tolerance` (a
+    count, such as DOCCI's characters per caption)."""
+    return entry.get("tolerance", AGREES_WITHIN * scale(entry) / 100)
+
+
 @lru_cache(maxsize=1)
 def card_rows_document() -> dict[str, Any]:
     return json.loads(CARD_ROWS.read_text())
@@ -234,8 +250,8 @@ def card_pairing(task: str, metric: str, model: dict[str, Any] | None,
             reasons.append(f"no card number: {flag}")
             continue
         percent = row["values"][entry.get("column", column)]
-        scale = entry.get("scale", card_rows_document()["scale"])
-        return {"value": percent / scale, "percent": percent, "scale": scale,
+        return {"value": percent / scale(entry), "percent": percent, "scale": scale(entry),
+                "tolerance": tolerance(entry),
                 "card": entry["card"], "table": entry["table"], "benchmark": entry["benchmark"],
                 "checkpoint": how, "server": bool(entry.get("server")),
                 "higher_is_better": entry.get("higher_is_better", True)}, None

@@ -23,7 +23,7 @@ from paligemma_eval.harness.formats import read_browser, read_run_document
 from paligemma_eval.reports import published
 
 TEMPLATES = Path(__file__).parent / "templates"
-TOLERANCE = 1.0   # points: a difference within it is shown as agreeing with the card
+TOLERANCE = published.AGREES_WITHIN   # points: a difference within it agrees with the card
 ATTRIBUTES = ["toxicity", "identity_attack", "insult", "threat", "profanity"]
 GROUPINGS = {"gender": "Perceived gender", "ethnicity": "Ethnicity", "age": "Age group"}
 
@@ -38,6 +38,7 @@ class Cell:
     browse: str | None = None           # link to this task's page of the sample browser
     backend: str | None = None          # set when made by a backend known to differ (vLLM)
     failed: str | None = None           # how many examples failed and were scored as wrong
+    tolerance: float = TOLERANCE        # in the card's units (published.tolerance)
 
     @property
     def difference(self) -> float | None:
@@ -49,7 +50,7 @@ class Cell:
     def agreement(self) -> str:
         if self.difference is None:
             return "none"
-        return "agrees" if abs(self.difference) <= TOLERANCE else "differs"
+        return "agrees" if abs(self.difference) <= self.tolerance else "differs"
 
 
 @dataclass
@@ -137,43 +138,65 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
     benchmark_runs = [r for r in runs if r.get("tasks") and r.get("kind") != "safety"]
     columns = sorted(dict.fromkeys(r["_label"] for r in benchmark_runs),
                      key=lambda label: published.variant_rank(label.split(" · ")[0]))
-    rows: dict[str, BenchmarkRow] = {}
+    rows: dict[tuple[str, str], BenchmarkRow] = {}
     for run in benchmark_runs:
         for name, result in run.get("tasks", {}).items():
-            metric = result.get("headline") or next(iter(result.get("metrics", {})), None)
-            if metric is None or metric not in result["metrics"]:
-                continue
-            entry = result["metrics"][metric]
-            card, why_not = published.card_pairing(name, metric, run.get("model"), result)
-            cards = published.card_rows().get(name)
-            # the card's row label; else the task's own description (older results: its name)
-            family = (run.get("model") or {}).get("family")
-            label = next((e["benchmark"] for e in cards or [] if e["metric"] == metric and
-                          e["card"] == family), cards[0]["benchmark"]) if cards else \
-                (result.get("description") or name)
-            split = result.get("dataset", {}).get("split", "")
-            rule = f" · {result['rule']}" if result.get("rule") else ""
-            row = rows.setdefault(name, BenchmarkRow(
-                label, f"{metric} ({split}) · {name}{rule}" +
-                ("" if cards else " · no card number for this split or rule")))
-            ci = entry.get("ci95")
-            scale = card["scale"] if card else 100.0
-            cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
-                        ci=(ci[0] * scale, ci[1] * scale) if ci else None)
-            flag = published.trained_on(name, run.get("model"))
-            if card:
-                cell.published, cell.card = card["percent"], card["card"]
-                cell.note = card["checkpoint"] + (", evaluation server score recorded by the "
-                                                  "user" if card["server"] else "")
-                backend = (run.get("model") or {}).get("backend", "transformers")
-                cell.backend = None if backend == "transformers" else backend
-            elif published.comparable(run.get("model")):   # the banner covers the others
-                cell.note = flag or why_not
-            cell.browse = run.get("_browse", {}).get(name)
-            cell.failed = failed_share(result)
-            row.cells[run["_label"]] = cell
-    order = sorted(rows, key=published.task_order)
-    return columns, [rows[name] for name in order]
+            for metric in shown_metrics(name, result):
+                cell = benchmark_cell(run, name, result, metric, rows)
+                rows[name, metric].cells[run["_label"]] = cell
+    # by task; within one, as first seen: the headline, then the card's other rows
+    order = sorted(rows, key=lambda key: published.task_order(key[0]))
+    return columns, [rows[key] for key in order]
+
+
+def shown_metrics(name: str, result: dict[str, Any]) -> list[str]:
+    """A task's rows in the table: its headline, then each other metric a card has a row for
+    (TallyQA's complex split, COCO-35L's English, FinTabNet's S-TEDS, ...)."""
+    metrics = result.get("metrics", {})
+    headline = result.get("headline") or next(iter(metrics), None)
+    carded = [e["metric"] for e in published.card_rows().get(name, [])]
+    return [m for m in dict.fromkeys([headline, *carded]) if m is not None and m in metrics]
+
+
+def row_label(name: str, result: dict[str, Any], metric: str) -> str:
+    """The cards' label for this task and metric (each card's, where they differ); else the
+    task's own description (older results: its name)."""
+    labels = dict.fromkeys(e["benchmark"] for e in published.card_rows().get(name, [])
+                           if e["metric"] == metric)
+    return " / ".join(labels) or result.get("description") or name
+
+
+def benchmark_cell(run: dict, name: str, result: dict[str, Any], metric: str,
+                   rows: dict[tuple[str, str], BenchmarkRow]) -> Cell:
+    """One run's cell for a task's metric (its row made on first sight), on the card's scale."""
+    entry = result["metrics"][metric]
+    card, why_not = published.card_pairing(name, metric, run.get("model"), result)
+    carded = [e for e in published.card_rows().get(name, []) if e["metric"] == metric]
+    if (name, metric) not in rows:
+        split = result.get("dataset", {}).get("split", "")
+        rule = f" · {result['rule']}" if result.get("rule") else ""
+        rows[name, metric] = BenchmarkRow(
+            row_label(name, result, metric), f"{metric} ({split}) · {name}{rule}" +
+            ("" if carded else " · no card number for this split or rule"))
+    # the card row's scale even where no number is paired: a column of one row in one unit
+    scale = card["scale"] if card else published.scale(carded[0]) if carded else \
+        published.card_rows_document()["scale"]
+    ci = entry.get("ci95")
+    cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
+                ci=(ci[0] * scale, ci[1] * scale) if ci else None)
+    flag = published.trained_on(name, run.get("model"))
+    if card:
+        cell.published, cell.card = card["percent"], card["card"]
+        cell.tolerance = card["tolerance"]
+        cell.note = card["checkpoint"] + (", evaluation server score recorded by the user"
+                                          if card["server"] else "")
+        backend = (run.get("model") or {}).get("backend", "transformers")
+        cell.backend = None if backend == "transformers" else backend
+    elif published.comparable(run.get("model")):   # the banner covers the others
+        cell.note = flag or why_not
+    cell.browse = run.get("_browse", {}).get(name)
+    cell.failed = failed_share(result)
+    return cell
 
 
 def failed_share(result: dict[str, Any]) -> str | None:
@@ -401,7 +424,7 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
             cell["run"] = directory
             continue
         card, why_not = published.card_pairing(entry["task"], entry["metric"], model, result)
-        scale = entry.get("scale", published.card_rows_document()["scale"])
+        scale = published.scale(entry)
         value, ci = metric["value"], metric.get("ci95")
         cell.update(run=directory, ours=None if value is None else value * scale,
                     ci95=[ci[0] * scale, ci[1] * scale] if ci else None,
@@ -409,6 +432,7 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
         flag = published.trained_on(entry["task"], model)
         if card and value is not None:
             cell["difference"] = value * scale - card["percent"]
+            cell["agrees"] = abs(cell["difference"]) <= card["tolerance"]
             if ci:
                 cell["difference_ci95"] = [ci[0] * scale - card["percent"],
                                            ci[1] * scale - card["percent"]]
@@ -421,7 +445,8 @@ def _reproduced_cell(line: dict[str, Any], column: str, out: Path) -> dict[str, 
     return cell
 
 
-CARD_INTRO = ("Each cell: the card's number · ours [95% interval] · difference [interval]. "
+CARD_INTRO = ("Each cell: the card's number · ours [95% interval] · difference [interval], "
+              "green within 1 point (0.01 where the card prints a fraction). "
               "A card number stands beside ours only when our checkpoint is the one the card "
               "measured (a released fine-tune for the row, a fine-tune the user declared, the "
               "mix checkpoint for the mix table, a recorded server score for a test-server row).")

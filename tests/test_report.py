@@ -1,6 +1,7 @@
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -379,3 +380,55 @@ def test_a_card_comparison_from_the_vllm_backend_is_labelled(tmp_path):
     assert "card 59.60" in vllm and label in vllm
     assert "card 59.60" in plain and "backend, whose answers differ" not in plain
     assert label in render([tmp_path / "vllm"], fmt="md")
+
+
+def carded_run(path: Path, task: str, metrics: dict[str, float]) -> Path:
+    """A PaliGemma 2 224-3B run declared fine-tuned for `task`, so its card rows pair."""
+    path.mkdir(parents=True)
+    model = {"id": "m", "family": "paligemma2", "size": "3B", "resolution": 224,
+             "dtype": "bfloat16", "kind": "pt", "variant": "224-3B", "finetuned_for": [task]}
+    result = {"headline": next(iter(metrics)), "dataset": {"split": "test", "source": "hub"},
+              "n_examples": 10, "failed": [],
+              "metrics": {m: {"value": v, "n": 10} for m, v in metrics.items()}}
+    (path / "results.json").write_text(json.dumps({"model": model, "tasks": {task: result}}))
+    return path
+
+
+def table_of(*paths: Path) -> dict[str, Any]:
+    from paligemma_eval.reports.render import benchmark_table, load_runs, run_labels
+
+    runs = load_runs(list(paths))
+    run_labels(runs)
+    return {row.name: next(iter(row.cells.values())) for row in benchmark_table(runs)[1]}
+
+
+def test_every_card_row_of_a_task_gets_its_own_row_beside_the_card(tmp_path):
+    """TallyQA's headline (all questions) has no card row; its simple and complex rows do, and
+    stand under their own labels with the card's numbers (PaliGemma 2 224-3B: 81.8 / 70.3)."""
+    rows = table_of(carded_run(tmp_path / "t", "tallyqa_test", {
+        "accuracy": 0.7, "accuracy/simple": 0.815, "accuracy/complex": 0.6}))
+    assert list(rows) == ["tallyqa_test", "TallyQA (simple)", "TallyQA (complex)"]
+    assert rows["tallyqa_test"].published is None and rows["tallyqa_test"].value == 70.0
+    simple, complex_ = rows["TallyQA (simple)"], rows["TallyQA (complex)"]
+    assert (simple.value, simple.published, simple.agreement) == (81.5, 81.8, "agrees")
+    assert (complex_.value, complex_.published, complex_.agreement) == (60.0, 70.3, "differs")
+
+
+def test_a_card_printing_a_fraction_agrees_within_a_hundredth_not_a_whole_unit(tmp_path):
+    """VSR's card prints 0.82: ours 0.0 is 82 points off, not within the tolerance of 1."""
+    (vsr,) = table_of(carded_run(tmp_path / "v", "vsr_random_test", {"accuracy": 0.0})).values()
+    assert (vsr.value, vsr.published, vsr.agreement) == (0.0, 0.82, "differs")
+    (near,) = table_of(carded_run(tmp_path / "w", "vsr_random_test",
+                                  {"accuracy": 0.815})).values()
+    assert near.agreement == "agrees" and near.tolerance == pytest.approx(0.01)
+
+
+def test_a_row_keeps_its_cards_unit_where_no_number_is_paired(tmp_path):
+    """DOCCI's characters per caption are a count (scale 1): an unpaired run (another split)
+    shows 25.9, not 2590, beside a paired column in the card's unit."""
+    path = carded_run(tmp_path / "d", "docci_qual_dev", {"avg_chars": 25.9})
+    document = json.loads((path / "results.json").read_text())
+    document["tasks"]["docci_qual_dev"]["dataset"]["split"] = "train"
+    (path / "results.json").write_text(json.dumps(document))
+    (docci,) = table_of(path).values()
+    assert docci.published is None and docci.value == pytest.approx(25.9)
