@@ -24,6 +24,9 @@ def output_lock(out: Path, wait: bool = False, take: bool = True,
     if not take:
         yield
         return
+    if not out.is_dir():   # named as itself, not as the OUT/.lock that could not be opened
+        raise UsageError(f"{out}: " + ("not a directory" if out.exists() else
+                                       "no such directory"))
     path = out / ".lock"
     handle = open(path, "a+")
     try:

@@ -10,6 +10,8 @@ import datetime
 import functools
 import os
 import platform
+import re
+import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Collection
@@ -184,7 +186,9 @@ def unit_scores_mismatch(units: list[str], ratios: dict[str, Ratio], result: dic
 class ResultsFile:
     """OUT/results.json of one run: read once, then written whole as each task finishes.
 
-    Earlier tasks of the same model in that directory are kept; another model's are dropped,
+    Earlier tasks of the same model in that directory are kept. Another model's (or the same
+    checkpoint's as an older version of the harness recorded it: a model field it lacks may have
+    decoded otherwise) leave results.json, kept whole beside it as results.replaced-<created>.json,
     and `replaced` says so. Reading once is safe because a run holds OUT's lock, as does
     everything else that writes the file; re-reading it per task made a run of n tasks parse and
     check O(n^2) entries."""
@@ -196,10 +200,25 @@ class ResultsFile:
         previous = formats.read_results(self.path) if self.path.exists() else {}
         same = previous.get("model") == model
         self.tasks: dict[str, dict] = previous.get("tasks", {}) if same else {}
-        self.replaced: str | None = None if same or not previous.get("tasks") else (
-            f"{self.path} held {len(previous['tasks'])} task result(s) of another model "
-            f"({(previous.get('model') or {}).get('id', 'external predictions')}); this run's "
-            f"replace them (a directory per checkpoint keeps both)")
+        self.replaced: str | None = None
+        if not same and previous.get("tasks"):
+            kept = self.keep_aside(previous)
+            self.replaced = (
+                f"{self.path} held {len(previous['tasks'])} task result(s) of another model "
+                f"({(previous.get('model') or {}).get('id', 'external predictions')}); this run's "
+                f"replace them, and those stay in {kept.name} (a directory per checkpoint keeps "
+                f"both in its results.json)")
+
+    def keep_aside(self, previous: dict[str, Any]) -> Path:
+        """Copy the results.json about to be replaced beside it, named by when it was made (a
+        number suffix where that name is taken): a replacement never loses a computed result."""
+        stamp = re.sub(r"[^0-9A-Za-z]+", "-", str(previous.get("created") or "unknown")).strip("-")
+        kept, number = self.out / f"results.replaced-{stamp}.json", 1
+        while kept.exists():
+            number += 1
+            kept = self.out / f"results.replaced-{stamp}-{number}.json"
+        shutil.copy2(self.path, kept)
+        return kept
 
     def add(self, tasks: dict[str, dict]) -> Path:
         for name, result in tasks.items():

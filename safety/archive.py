@@ -16,13 +16,14 @@ import json
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from paligemma_eval.harness import formats
 from paligemma_eval.harness.cache import trim_cut_line
 from paligemma_eval.harness.data import sha256_files
-from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.harness.errors import UsageError, first_few
 from paligemma_eval.harness.lock import output_lock
 from paligemma_eval.harness.results import write_atomically
 from paligemma_eval.safety.scorers import ScoreCache
@@ -107,26 +108,112 @@ def import_(out: Path, archive: Path) -> dict[str, int]:
     return {"added": len(new), "already_there": len(lines) - len(new)}
 
 
-def read_records(out: Path) -> list[dict]:
+def _line_check(attributes: tuple[str, ...],
+                groupings: tuple[str, ...]) -> Callable[[dict], str | None]:
+    """A check for `read_lines` of what the schema cannot say: every line holds the labels the
+    rates group by and, when scored, the audit's attributes as probabilities in [0, 1] (a 5.0
+    would be flagged at any threshold), and each caption once. The audit writes each caption
+    once and `safety import` never merges this file (one already there is kept whole), so no
+    writer makes a repeat: a repeated id is a damaged or concatenated file, refused rather than
+    counted twice in its group (as `score` refuses a repeated prediction id)."""
+    unique = formats.prediction_ids_unique()
+
+    def check(record: dict) -> str | None:
+        missing = [g for g in groupings if g not in record["labels"]]
+        if missing:
+            return f"lacks the label{'s' * (len(missing) > 1)} {first_few(missing)}"
+        scores = record["scores"]
+        if scores is not None:
+            missing = [a for a in attributes if a not in scores]
+            if missing:
+                return f"lacks the score{'s' * (len(missing) > 1)} of {first_few(missing)} " \
+                       f"(scored attributes of the audit)"
+            outside = [a for a, value in scores.items() if not 0.0 <= value <= 1.0]
+            if outside:
+                return f"holds {first_few(outside)} scores outside [0, 1]"
+        return unique(record)
+    return check
+
+
+def read_records(out: Path, attributes: tuple[str, ...]) -> list[dict]:
+    from paligemma_eval.safety.audit import GROUPINGS
+
     path = out / "safety_scores.jsonl"
     if not path.exists():
         raise UsageError(f"{out}: no safety_scores.jsonl to recompute from")
-    return [record for _, record in formats.read_lines(path, formats.SAFETY_SCORES,
-                                                       last_line="refuse")]
+    return [record for _, record in formats.read_lines(
+        path, formats.SAFETY_SCORES, last_line="refuse",
+        extra_check=_line_check(attributes, tuple(GROUPINGS)))]
+
+
+def _failures(document: dict[str, Any], records: list[dict]) -> dict[str, str]:
+    """The recomputed audit's failures: captioning failures as the audit recorded them (their
+    images have no line here, and there is no model to retry them) and the archive's refused
+    captions. A scorer failure recorded before is judged again from the archive alone."""
+    archived = {r["id"] for r in records}
+    failed = {f["id"]: f["reason"] for f in document.get("failed", [])
+              if f["id"] not in archived and not f["reason"].startswith("scorer: ")}
+    failed.update({r["id"]: f"scorer: {r.get('error') or 'no scores'}"
+                   for r in records if r["scores"] is None})
+    return failed
+
+
+def _recount(document: dict[str, Any], records: list[dict]) -> None:
+    """counts, coverage and complete from what the archive holds, never from the audit's old
+    figures: an error line is a caption not scored."""
+    from paligemma_eval.safety.audit import AuditOptions, coverage
+
+    failed = _failures(document, records)
+    # at least the captions seen here, so a foreign line cannot push coverage past 1
+    seen = {*failed, *(r["id"] for r in records)}
+    captions = max(document["counts"].get("captions", 0), len(seen))
+    counted = coverage(records, failed, captions,
+                       document.get("min_coverage", AuditOptions.min_coverage))
+    # a rerun that stopped on a scorer error left the directory unfinished (mark_incomplete):
+    # recomputing the older scores does not finish it
+    counted["complete"] = counted["complete"] and "last_run_failed" not in document
+    listed = [{"id": i, "reason": why} for i, why in failed.items()]
+    document.update(counted, failed=listed)
+    document["tasks"]["fairface_safety"].update(n_examples=len(records), failed=listed)
+
+
+def _refuse_too_few(path: Path, document: dict[str, Any], summary: Path) -> None:
+    """Nothing usable, or fewer scored captions than the audit itself requires: a one-line
+    error, and safety.json is not rewritten (an audit of the few would read as the whole)."""
+    counts, needed = document["counts"], document["min_coverage"]
+    kept = f"{summary} is left as it was"
+    if counts["scored"] == 0:
+        reasons = sorted(counts["failed_by_reason"])
+        why = f" (failed: {first_few(reasons)})" if reasons else ""
+        raise formats.FormatError(f"{path}: no caption in it holds scores{why}: nothing to "
+                                  f"recompute from; {kept}")
+    if document["coverage"] < needed:
+        raise formats.FormatError(
+            f"{path}: {counts['scored']} of {counts['captions']} captions hold scores "
+            f"({document['coverage']:.1%}, below the audit's min_coverage {needed:.0%}): too few "
+            f"to recompute from; {kept}")
 
 
 def recompute(out: Path, threshold: float | None, resamples: int, seed: int,
               calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """safety.json rebuilt from safety_scores.jsonl; refuses (FormatError) rather than return an
+    audit of too few scores, so the caller writes only a document that stands for the audit."""
     from paligemma_eval.safety.audit import derive
 
     summary = out / "safety.json"
     if not summary.exists():
         raise UsageError(f"{out}: no safety.json to recompute")
     document = formats.read_safety(summary)
-    if not document["scorer"].get("attributes"):
+    attributes = document["scorer"].get("attributes")
+    if not attributes:
         raise formats.FormatError(f"{summary}: scorer.attributes missing: which attributes were "
                                   f"scored is unknown, so nothing can be recomputed")
-    records = read_records(out)
+    if "fairface_safety" not in document["tasks"]:
+        raise formats.FormatError(f"{summary}: tasks.fairface_safety missing: not a safety audit "
+                                  f"this harness wrote, so nothing can be recomputed")
+    records = read_records(out, tuple(attributes))
+    _recount(document, records)
+    _refuse_too_few(out / "safety_scores.jsonl", document, summary)
     document["recomputed"] = {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                               "from_threshold": document.get("threshold"), "requests": 0}
     return derive(document, records, document["threshold"] if threshold is None else threshold,

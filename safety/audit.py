@@ -15,7 +15,7 @@ service_test.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,12 +208,7 @@ def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions
                     images: int | None = None,
                     calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     attributes = scorer.attributes
-    reasons: dict[str, int] = defaultdict(int)
-    for reason in failed.values():
-        reasons[reason] += 1
     task_decoding = decoding(fairface_task(options), run)
-    scored = sum(r["scores"] is not None for r in records)
-    total = images or len(records)
     document = {
         "schema_version": 1, "kind": "safety",
         "harness": harness_version(), "environment": environment(),
@@ -222,12 +217,8 @@ def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions
                    "is_perspective": scorer.is_perspective, "attributes": list(attributes),
                    **({"checkpoint": scorer.checkpoint} if hasattr(scorer, "checkpoint") else {})},
         "dataset": dataset, "prompt": options.prompt, "decoding": task_decoding,
-        "counts": {"captions": len(records) if images is None else images,
-                   "scored": scored, "failed": len(failed), "failed_by_reason": dict(reasons)},
-        # complete: enough captions scored for the rates to stand for the split
-        "coverage": scored / total if total else 0.0,
-        "min_coverage": options.min_coverage,
-        "complete": bool(total) and scored / total >= options.min_coverage,
+        **coverage(records, failed, len(records) if images is None else images,
+                   options.min_coverage),
         "group_orders": orders or {},
         "failed": [{"id": i, "reason": why} for i, why in failed.items()],
         "throughput": throughput,
@@ -237,6 +228,20 @@ def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions
             "failed": [{"id": i, "reason": w} for i, w in failed.items()]}},
     }
     return derive(document, records, options.threshold, run.resamples, run.seed, calibration)
+
+
+def coverage(records: list[dict], failed: dict[str, str], captions: int,
+             min_coverage: float) -> dict[str, Any]:
+    """counts, coverage, min_coverage and complete of an audit of `captions` images whose
+    `records` were scored (scores null: refused) and `failed` failed; `safety recompute` counts
+    archived scores with it again, so a recomputed audit is complete on the same terms."""
+    scored = sum(r["scores"] is not None for r in records)
+    return {"counts": {"captions": captions, "scored": scored, "failed": len(failed),
+                       "failed_by_reason": dict(Counter(failed.values()))},
+            # complete: enough captions scored for the rates to stand for the split
+            "coverage": scored / captions if captions else 0.0,
+            "min_coverage": min_coverage,
+            "complete": bool(captions) and scored / captions >= min_coverage}
 
 
 def derive(document: dict[str, Any], records: list[dict], threshold: float, resamples: int,

@@ -170,12 +170,20 @@ def cmd_recompute(args: argparse.Namespace) -> int:
 
     calibration = calibrate.load(args.calibration) if args.calibration else None
     with output_lock(args.output, can_wait=False):
+        # recompute() refuses too few scores before anything is written: the old file stays
         document = recompute(args.output, args.threshold, args.bootstrap, args.seed, calibration)
         path = write(args.output, document)
-    print(f"recomputed from {document['counts']['scored']} archived scores at threshold "
-          f"{document['threshold']} (0 requests)")
+    counts = document["counts"]
+    print(f"recomputed from {counts['scored']} archived scores at threshold "
+          f"{document['threshold']} (0 requests); captions {counts['captions']}, scored "
+          f"{counts['scored']}, failed {counts['failed']}")
     print_rates(document)
     print(f"safety: {path}")
+    if not document["complete"]:   # enough scores, but a rerun failed since: say so, as `safety`
+        print(f"paligemma-eval safety-recompute: error: incomplete audit: its last run failed "
+              f"({document.get('last_run_failed')}); rerun `safety` there to finish it",
+              file=sys.stderr)
+        return 1
     return 0
 
 

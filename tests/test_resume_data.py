@@ -118,6 +118,11 @@ def test_score_waits_its_turn_and_says_when_it_replaces_another_models_results(t
     assert "held 1 task result(s) of another model (tiny-paligemma); this run's replace them" \
         in scored.stderr
     assert json.loads((out / "results.json").read_text())["model"] is None
+    # the replaced results are kept whole beside it, named in the note
+    (kept,) = out.glob("results.replaced-*.json")
+    assert f"those stay in {kept.name}" in scored.stderr
+    assert json.loads(kept.read_text())["model"]["id"] == "tiny-paligemma"
+    assert set(json.loads(kept.read_text())["tasks"]) == {"pope_random"}
 
 
 def test_a_hub_dataset_records_the_commit_its_revision_resolved_to(tmp_path):
