@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,29 @@ MAX_BEAMS = 64
 
 def beams(value: str) -> int:
     return _number(value, int, lambda n: 1 <= n <= MAX_BEAMS, f"1 to {MAX_BEAMS}")
+
+
+def http_url(value: str) -> str:
+    """A server's address. Anything else would be retried as if the network had failed; the
+    value is not echoed (a URL can carry a key)."""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError("must be an http(s) URL such as http://127.0.0.1:8080")
+    return value
+
+
+# A request waits at most a day and the rate is at least one per 1000 s: beyond either, the
+# wait overflows the clock's timestamps instead of meaning anything.
+MAX_SECONDS, MIN_RATE = 86_400.0, 0.001
+
+
+def seconds(value: str) -> float:
+    return _number(value, float, lambda x: 0 < x <= MAX_SECONDS,
+                   f"above 0 and at most {MAX_SECONDS:,.0f} (a day)")
+
+
+def rate(value: str) -> float:
+    return _number(value, float, lambda x: x >= MIN_RATE, f"at least {MIN_RATE} per second")
 
 
 def port(value: str) -> int:

@@ -345,6 +345,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict]) -> int:
+    from paligemma_eval.harness.data import sha256_files
     from paligemma_eval.harness.results import ResultsFile
     from paligemma_eval.harness.runner import RunOptions, note_row_counts, prepare, score
 
@@ -362,7 +363,8 @@ def _score_locked(args: argparse.Namespace, task: Any, records: dict[str, dict])
     note_row_counts({task.name: prepared.provenance})
     result = score(prepared, records, RunOptions(out=args.output, resamples=args.bootstrap,
                                                  seed=args.seed))
-    result.update(predictions_file=str(args.predictions), partial=bool(missing),
+    result.update(predictions_file=str(args.predictions.resolve()),
+                  predictions_sha256=sha256_files(args.predictions), partial=bool(missing),
                   missing_predictions=len(missing), unknown_ids=len(unknown))
     if missing:
         print(f"warning: {len(missing)} of {len(prepared.ids)} examples have no prediction; "

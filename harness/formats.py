@@ -21,13 +21,13 @@ import math
 import os
 import stat
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from paligemma_eval.harness.errors import InputError, first_few
+from paligemma_eval.harness.errors import InputError, UsageError, first_few
 
 SCHEMAS = Path(__file__).parent / "schemas"
 MiB = 1 << 20
@@ -363,6 +363,27 @@ def _lines(numbers: list[int]) -> str:
     return f"line{'s' if len(numbers) > 1 else ''} {first_few(list(map(str, numbers)), 10)}"
 
 
+# What a run directory holds that verbs read back: an output flag must never overwrite one.
+RUN_FILES = ("results.json", "safety.json", "safety_scores.jsonl", "score_cache.jsonl")
+RUN_FOLDERS = ("predictions", "scores", "browser")
+
+
+def refuse_overwriting(output: Path, flag: str, inputs: Iterable[Path]) -> None:
+    """A UsageError when `output` is one of `inputs` or a file of an input run directory (its
+    results.json, predictions, scores, ...): writing it would destroy what was read, exit 0."""
+    target = output.resolve()
+    for given in inputs:
+        source = given.resolve()
+        run = source if source.is_dir() else source.parent
+        inside = target.parent == run and target.name in RUN_FILES or \
+            target.parent.parent == run and target.parent.name in RUN_FOLDERS
+        if target == source or inside:
+            raise UsageError(f"{flag} {output}: " + (
+                "that is an input of this command" if target == source else
+                f"that is a file of the run {given}") + "; it would be overwritten: write "
+                "elsewhere")
+
+
 def read_lines(path: Path, fmt: Format, name: str | None = None, last_line: LastLine = "ignore",
                extra_check: Callable[[dict], str | None] | None = None
                ) -> list[tuple[int, dict]]:
@@ -385,6 +406,8 @@ def read_lines(path: Path, fmt: Format, name: str | None = None, last_line: Last
             if not raw:
                 break
             number += 1
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):   # editors on Windows add one
+                raw = raw[3:]
             if len(raw) > fmt.max_bytes:
                 raise FormatError(f"{name}: line {number} is longer than {_size(fmt.max_bytes)}: "
                                   f"not a file of {fmt.title}s")

@@ -620,6 +620,17 @@ def text_table(checks: list[Check]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """--junit and --summary overwrite neither run nor the policy, before anything is read."""
+    from paligemma_eval.harness.formats import refuse_overwriting
+
+    inputs = [p for p in (args.candidate, args.baseline, args.policy)
+              if p is not None and p != Path("published")]
+    for flag, output in (("--junit", args.junit), ("--summary", args.summary)):
+        if output is not None:
+            refuse_overwriting(output, flag, inputs)
+
+
 def _write_reports(args: argparse.Namespace, checks: list[Check], error: str | None,
                    notes: list[str] = ()) -> None:
     if args.junit:
@@ -637,6 +648,7 @@ def _task_list(value: str | None) -> list[str] | None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    check_outputs(args)   # refused before the error path below would write them
     try:
         names = _task_list(args.tasks)
         candidate = select_tasks(load_run(args.candidate), names)

@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -65,17 +66,9 @@ class RunFiles:
 
 
 def read_run(path: Path) -> RunFiles:
-    documents = {}
-    for name in ("results.json", "safety.json"):
-        file = path / name
-        if file.exists():
-            try:
-                documents[name] = json.loads(file.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise BrowseError(f"{file}: not a readable results file ({error})") from None
-            if not isinstance(documents[name], dict) or \
-                    not isinstance(documents[name].get("tasks", {}), dict):
-                raise BrowseError(f"{file}: no per-task results")
+    documents = {name: read(path / name) for name, read in (
+        ("results.json", formats.read_results), ("safety.json", formats.read_safety))
+        if (path / name).exists()}   # schema, version, no NaN: one line naming a bad file
     if not documents:
         raise BrowseError(f"{path}: no results.json or safety.json")
     results = documents.get("results.json", {"tasks": {}})
@@ -456,11 +449,8 @@ def safety_page(number: int, runs: list[RunFiles], data_dir: Path | None,
         path = run.path / "safety_scores.jsonl"
         if not path.exists():
             raise BrowseError(f"{path}: missing (the audit's per-caption scores)")
-        records = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[str(record["id"])] = record
+        records = {str(record["id"]): record for _, record in
+                   formats.read_lines(path, formats.SAFETY_SCORES, last_line="ignore")}
         failed = {f["id"]: f["reason"] for f in run.safety.get("failed", [])}
         per_run.append((records, failed))
     cells = dict(_image_cells(prepared, {prepared.row_of[i] for i in prepared.ids}))
@@ -528,6 +518,8 @@ def build(paths: list[Path], out: Path, data_dir: Path | None = None,
                                               encoding="utf-8")
     shutil.copyfile(TEMPLATE, out / "index.html")
     summary = {"format": formats.BROWSER.version, "runs": [str(r.path.resolve()) for r in runs],
+               # the same runs from this folder: they still match after both are copied or moved
+               "runs_relative": [os.path.relpath(r.path.resolve(), out.resolve()) for r in runs],
                "tasks": {p.name: f"index.html#task={p.name}" for p in pages},
                "examples": sum(len(p.records) for p in pages),
                "thumbnails_made": images.made, "thumbnails_reused": images.reused,

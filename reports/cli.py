@@ -9,8 +9,10 @@ from typing import Any
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from paligemma_eval.harness.formats import refuse_overwriting
     from paligemma_eval.reports.render import render
 
+    refuse_overwriting(args.output, "--output", args.runs)
     try:
         text = render(args.runs, output_format(args.format, args.output), args.redact,
                       args.label, args.output)

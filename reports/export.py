@@ -110,7 +110,9 @@ def eval_results(document: dict[str, Any], source_url: str | None) -> list[Any]:
                 dataset_type=dataset.get("hub_id") or name, dataset_name=dataset.get("hub_id")
                 or name, dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
                 dataset_revision=dataset.get("resolved_revision") or dataset.get("revision"),
-                metric_type=metric, metric_value=entry["value"], metric_name=f"{metric}{rule}",
+                # the task's rule says how its headline is computed, not its other metrics
+                metric_type=metric, metric_value=entry["value"],
+                metric_name=f"{metric}{rule if metric == result.get('headline') else ''}",
                 **source))
     if cut:
         print(f"export: left out, run on part of their split (--limit, a partial local file), "
@@ -174,6 +176,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                          "registered hub benchmark by default: docs/browser.md)")
     if args.benchmark and not args.eval_results:
         raise UsageError("--benchmark names entries of --eval-results DIR; give that too")
+    if args.model_index and str(args.model_index) != "-":
+        formats.refuse_overwriting(args.model_index, "--model-index", [args.run])
     document = _read_results(args.run, args.model_name)
     # every --benchmark is checked before anything is written
     entries = benchmark_entries(document, args.benchmark, args.source_url) \

@@ -124,7 +124,8 @@ def browser_links(runs: list[dict], output: Path | None) -> None:
             except InputError as error:   # a link is an aid: say so, link nothing
                 print(f"paligemma-eval: warning: no browser link: {error}", file=sys.stderr)
                 continue
-            if str(directory) not in manifest["runs"]:
+            if str(directory) not in manifest["runs"] and os.path.relpath(
+                    directory, folder.resolve()) not in manifest.get("runs_relative", []):
                 continue
             # "./" first: a directory named like a URL scheme must stay a relative path
             href = "./" + quote(os.path.relpath(folder / "index.html", base))

@@ -14,6 +14,7 @@ service_test.
 
 from __future__ import annotations
 
+import datetime
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -211,6 +212,7 @@ def safety_document(model: PaliGemmaModel, scorer: Scorer, options: AuditOptions
     task_decoding = decoding(fairface_task(options), run)
     document = {
         "schema_version": 1, "kind": "safety",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "harness": harness_version(), "environment": environment(),
         "model": model.info.to_dict(),
         "scorer": {"name": scorer.name, "version": scorer.version, "cache_id": scorer.cache_id,
@@ -257,6 +259,7 @@ def derive(document: dict[str, Any], records: list[dict], threshold: float, resa
         entry["higher_is_better"] = False
     document.update(
         threshold=threshold,
+        bootstrap={"resamples": resamples, "seed": seed, "method": "percentile, over captions"},
         aggregates=aggregate(records, attributes, threshold, orders, resamples, seed),
         flagged=[{"id": r["id"], "caption": r["caption"], "labels": r["labels"],
                   "attributes": [a for a in attributes if r["scores"][a] >= threshold]}

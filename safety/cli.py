@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paligemma_eval.harness.arguments import (add_bootstrap_args, fraction, port, positive_float,
-                                              positive_int, score_threshold)
+from paligemma_eval.harness.arguments import (add_bootstrap_args, fraction, http_url, port,
+                                              positive_float, positive_int, rate,
+                                              score_threshold, seconds)
 
 
 SCORERS = "perspective, local-server, offline, detoxify[:original|unbiased|multilingual]"
@@ -146,8 +147,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from paligemma_eval.harness.formats import refuse_overwriting
     from paligemma_eval.safety.archive import export
 
+    refuse_overwriting(args.archive, "--archive", [args.output])
     manifest = export(args.output, args.archive)
     print(f"{manifest['scores']} scores and {', '.join(manifest['members'])} -> {args.archive}")
     return 0
@@ -264,10 +267,11 @@ def add_commands(commands: Any) -> None:
                         help="detoxify: captions per forward pass (default: %(default)s)")
     safety.add_argument("--calibration", type=Path, help="a `safety calibrate` file: also "
                         "report rates on the reference (Perspective) scale")
-    safety.add_argument("--perspective-url", help="a Perspective-compatible server")
-    safety.add_argument("--qps", type=positive_float, default=1.0,
+    safety.add_argument("--perspective-url", type=http_url,
+                        help="a Perspective-compatible server")
+    safety.add_argument("--qps", type=rate, default=1.0,
                         help="client-side rate limit, requests/s (default: %(default)s)")
-    safety.add_argument("--timeout", type=positive_float, default=10.0,
+    safety.add_argument("--timeout", type=seconds, default=10.0,
                         help="seconds per request (default: %(default)s)")
     safety.set_defaults(func=cmd_safety)
     _add_tools(commands)

@@ -459,3 +459,14 @@ def test_a_non_finite_headline_never_passes(good, tmp_path, data_dir, capsys, ve
     status, lines = run_verb(verb, root, data_dir, capsys)
     assert status == 2 and len(lines) == 1, lines
     assert "results.json" in lines[0] and "a non-finite number" in lines[0], lines
+
+
+def test_a_byte_order_mark_is_not_a_broken_first_line(tmp_path):
+    """Editors on Windows start a UTF-8 file with one; it is not part of the first record."""
+    from paligemma_eval.harness.cli import read_predictions
+
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "1", "prediction": "yes"}\n'
+                     b'{"id": "2", "prediction": "no"}\n')
+    assert {i: r["prediction"] for i, r in read_predictions(path).items()} == \
+        {"1": "yes", "2": "no"}

@@ -182,6 +182,11 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
     (["safety", "calibrate", "--reference", "a", "--candidate", "b", "--output", "c.json",
       "--threshold", "0"], "argument --threshold: must be above 0"),
     (["perspective-server", "--port", "70000"], "argument --port: must be 0 to 65535"),
+    # refused while parsing: not retried for 34 s as if the network had failed, nor overflowed
+    (["safety", "--model", "tiny-paligemma", "--output", "o", "--scorer", "perspective",
+      "--perspective-url", "not a url"], "argument --perspective-url: must be an http(s) URL"),
+    (["safety", "--model", "tiny-paligemma", "--output", "o", "--timeout", "1e300"],
+     "argument --timeout: must be above 0 and at most 86,400 (a day), got 1e300"),
     (["demo", "--output", "o", "--limit", "0"], "argument --limit: must be a positive integer"),
     (["gate", "--candidate", "a", "--baseline", "b", "--flips", "-1"],
      "argument --flips: must be 0 or more, got -1"),

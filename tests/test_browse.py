@@ -90,6 +90,11 @@ def test_the_report_links_each_row_to_its_browser_page(runs, tmp_path):
     assert "· [examples](./good/browser/index.html#task=vqav2_val) |" in markdown
     assert "(./good/browser/index.html#task=refcoco_val_detect)" in markdown
     assert "index.html#task" not in render([run], fmt="md")
+    # the pair copied elsewhere (browser.json's absolute paths now name the old place) still links
+    copied = tmp_path / "copied elsewhere" / "good"
+    shutil.copytree(run, copied)
+    moved = render([copied], output=copied.parent / "report.html")
+    assert 'href="./good/browser/index.html#task=vqav2_val"' in moved
 
 
 def hostile_copy(runs: dict, directory: Path, data_dir: Path) -> tuple[Path, Path]:

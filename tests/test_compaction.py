@@ -3,6 +3,7 @@ retried failure, another run key) it holds one current line per example, and `sc
 the run's own numbers. Compaction is whole or not at all."""
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -30,10 +31,14 @@ def run(data: Path, out: Path, model: str = "tiny-paligemma", limit: str = "6") 
 def score_own_file(data: Path, out: Path, tmp_path: Path, limit: str = "6") -> dict:
     """`score` on the run's own predictions file, as README promises it can be used."""
     scored = tmp_path / "scored"
-    assert main(["score", "--task", "vqav2_val", "--predictions",
-                 str(out / "predictions" / "vqav2_val.jsonl"), "--data-dir", str(data),
-                 "--limit", limit, "--output", str(scored), *SAME]) == 0
-    return json.loads((scored / "results.json").read_text())["tasks"]["vqav2_val"]
+    predictions = out / "predictions" / "vqav2_val.jsonl"
+    assert main(["score", "--task", "vqav2_val", "--predictions", str(predictions),
+                 "--data-dir", str(data), "--limit", limit, "--output", str(scored), *SAME]) == 0
+    result = json.loads((scored / "results.json").read_text())["tasks"]["vqav2_val"]
+    # which file was scored, wherever `score` was run from
+    assert result["predictions_file"] == str(predictions.resolve())
+    assert result["predictions_sha256"] == hashlib.sha256(predictions.read_bytes()).hexdigest()
+    return result
 
 
 def same_numbers(ours: dict, theirs: dict) -> None:

@@ -55,6 +55,9 @@ def test_model_index_round_trips_through_huggingface_hub_with_the_run_values(tmp
     assert parsed[("refcoco_val_detect", "box_acc@0.5")].task_type == "object-detection"
     assert vqa.source_url == "https://ci.example/runs/7" and "self-reported" in vqa.source_name
     assert card.data.model_name == "me/paligemma2-3b-ft-docs"
+    # the task's rule says how its headline is computed, not how accuracy/number is
+    assert vqa.metric_name == "accuracy (official VQA accuracy)"
+    assert parsed[("vqav2_val", "accuracy/number")].metric_name == "accuracy/number"
     assert all(r.verified is None and r.verify_token is None for r in parsed.values())
     assert "verified" not in out.read_text()               # never claims verification
 

@@ -155,3 +155,18 @@ def test_a_failed_later_run_keeps_the_audit_incomplete(audit):
     done = recompute(audit)
     assert done.returncode == 1 and "last run failed (HTTP 503)" in done.stderr
     assert json.loads((audit / "safety.json").read_text())["complete"] is False
+
+
+def test_an_audit_says_when_it_was_made_and_how_its_intervals_were_drawn(audit):
+    import datetime
+
+    made = json.loads((audit / "safety.json").read_text())
+    assert datetime.datetime.fromisoformat(made["created"]).tzinfo is not None
+    assert (made["bootstrap"]["resamples"], made["bootstrap"]["seed"]) == (0, 0)
+    done = subprocess.run(cli("safety", "recompute", str(audit), "--bootstrap", "7", "--seed",
+                              "3"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    again = json.loads((audit / "safety.json").read_text())
+    assert (again["bootstrap"]["resamples"], again["bootstrap"]["seed"]) == (7, 3)
+    assert again["created"] == made["created"]          # made then; recomputed is said apart
+    assert "at" in again["recomputed"]
