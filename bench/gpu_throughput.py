@@ -1,6 +1,7 @@
 """GPU throughput of a real-size PaliGemma 2 3B (random bf16 weights, no download).
 
     python bench/gpu_throughput.py [--budget 420] [--json FILE] [--tiny] [--tflops T --tbps B]
+                                   [--compile-backend exact|inductor]
 
 Builds the published PaliGemma 2 3B config at 224, 448 and 896 px (256 / 1,024 / 4,096 image
 tokens) with random weights directly on the GPU, writes synthetic VQAv2-schema data (640x480 JPEG
@@ -65,6 +66,7 @@ NOMINAL = {"H200": (989.0, 4.8), "H100": (989.0, 3.35), "A100": (312.0, 2.0),
            "L40S": (362.0, 0.864), "L4": (121.0, 0.3)}
 PATHS = ("plain", "fast")
 GENERATORS: dict[tuple[int, int], Any] = {}
+COMPILE_BACKEND = ["exact"]   # --compile-backend (fast_generate.EXACT by default)
 FIGURES: dict[str, Any] = {}
 
 
@@ -153,7 +155,8 @@ def runner(model: PaliGemmaModel, task: Any, data_dir: Path, limit: int, batch_s
     if path == "fast":
         key = (id(model), batch_size)
         if key not in GENERATORS:
-            model.use_generation("fast", largest_batch=batch_size)
+            model.use_generation("fast", largest_batch=batch_size,
+                                 compile_backend=COMPILE_BACKEND[0])
             GENERATORS[key] = model.fast
         model.fast = GENERATORS[key]
     try:
@@ -355,7 +358,13 @@ def main() -> None:
     parser.add_argument("--tflops", type=float, help="the GPU's dense bf16 TFLOP/s (default: "
                                                      "NOMINAL by its name)")
     parser.add_argument("--tbps", type=float, help="its memory bandwidth, TB/s")
+    parser.add_argument("--compile-backend", default="exact",
+                        help="the fast path's decode-step backend: exact (default: CUDA graphs "
+                             "of eager's kernels, the plain path's answers bit for bit) or "
+                             "inductor (its own kernels: faster per step, answers can differ "
+                             "in bfloat16)")
     args = parser.parse_args()
+    COMPILE_BACKEND[0] = args.compile_backend
     budget = Budget(args.budget)
     device = "cpu" if args.tiny else "cuda"
     if device == "cuda":
@@ -372,6 +381,8 @@ def main() -> None:
     report("nominal", {"tflops": nominal[0], "tbps": nominal[1]},
            f"limit from {nominal[0]:.0f} TFLOP/s (dense bf16) and {nominal[1]} TB/s"
            + (" (H200 figures: --tiny is a check of the script)" if args.tiny else ""))
+    report("compile_backend", args.compile_backend,
+           f"fast path's decode step compiled with: {args.compile_backend}")
     import transformers
     FIGURES["transformers"] = transformers.__version__
     datasets.disable_progress_bars()

@@ -7,7 +7,9 @@ soft-caps, SDPA vision tower) and same `generate` greedy loop as the plain path
 - a static KV cache, one per shape bucket, kept and reset between calls, so the decode step has
   fixed shapes and fixed addresses (what CUDA graphs need);
 - the decode step compiled with `torch.compile(fullgraph=True)` through transformers' own
-  `compile_config` (inductor; "reduce-overhead", i.e. CUDA graphs, on a GPU);
+  `compile_config`, by default with a backend that keeps eager's kernels (`exact_backend`: CUDA
+  graphs of them on a GPU, dynamo's capture alone on a CPU); inductor, which writes kernels of
+  its own, is an option that bench/fast_generate.py and bench/gpu_throughput.py measure;
 - shape buckets: the batch is padded to a power of two (up to the run's batch size) with copies of
   its last row, the cache length rounded up to a multiple of `CACHE_STEP`, so a later batch of the
   same bucket compiles nothing new (the prompt length enters only the prefill, which `generate`
@@ -19,7 +21,9 @@ Beam search is declined (`supports(num_beams)` is False): beams run on the plain
 results say so. Answers are the plain path's (tests/test_fast_generate.py: a one-image and a
 multi-question task on both tiny models; bench/fast_generate.py: one task per family, or all);
 the run key therefore does not include the path, like the batch size, which moves floating-point
-sums in the same way.
+sums in the same way. That holds for the default backend only: in bfloat16, inductor's fused
+kernels round otherwise than eager's, and 5 and 7 of 64 greedy answers of the tiny models changed
+where two logits were one bfloat16 step apart (CPU, tests/test_fast_generate.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 FAST = "fast"
 CACHE_STEP = 128            # cache lengths are rounded up to a multiple of this
+EXACT = "exact"             # compile_backend: exact_backend() for the model's device
 _RECOMPILE_LIMIT = 64       # graphs per decode step: batch buckets x cache-length buckets
 
 
@@ -83,6 +88,13 @@ def cache_bucket(length: int) -> int:
     return -(-length // CACHE_STEP) * CACHE_STEP
 
 
+def exact_backend(device_type: str) -> str:
+    """The torch.compile backend that runs eager's own kernels, so answers stay the plain path's
+    bit for bit: "cudagraphs" on a GPU (the per-step launches and Python, batch 1's cost, replayed
+    as one graph), "eager" elsewhere (dynamo's capture and guards, no code generated)."""
+    return "cudagraphs" if device_type == "cuda" else "eager"
+
+
 def distinct_images(pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(the distinct images, index of each row's image among them), by exact content.
 
@@ -94,8 +106,9 @@ def distinct_images(pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     index: list[int] = []
     kept: list[int] = []
     for row in range(len(flat)):
-        key = hashlib.blake2b(flat[row, ::step].contiguous().cpu().numpy().tobytes(),
-                              digest_size=16).digest()
+        # as bytes: numpy has no bfloat16, and bytes are exact for every dtype
+        sample = flat[row, ::step].contiguous().cpu().view(torch.uint8)
+        key = hashlib.blake2b(sample.numpy().tobytes(), digest_size=16).digest()
         for position in firsts.get(key, []):
             if torch.equal(flat[kept[position]], flat[row]):
                 index.append(position)
@@ -130,11 +143,12 @@ def image_features_once(base_model: Any, index: torch.Tensor) -> Iterator[None]:
 class FastGenerator:
     """Greedy generation for one loaded PaliGemmaForConditionalGeneration.
 
-    `compile_backend` is torch.compile's backend ("inductor"; tests use "eager", which runs the
-    same dynamo capture and guards without code generation); None turns compilation off."""
+    `compile_backend` is torch.compile's backend: EXACT (the default, `exact_backend`), a name
+    ("inductor": kernels of its own, with CUDA graphs on a GPU; answers can differ in bfloat16),
+    or None, which turns compilation off."""
 
     def __init__(self, model: Any, *, largest_batch: int = 8,
-                 compile_backend: str | None = "inductor") -> None:
+                 compile_backend: str | None = EXACT) -> None:
         from transformers.generation import CompileConfig
 
         allow_prebuilt_masks()
@@ -144,6 +158,8 @@ class FastGenerator:
         self.cache_argument = "cache" if "cache" in inspect.signature(
             type(model).forward).parameters else "past_key_values"
         self.compile_config = None
+        if compile_backend == EXACT:
+            compile_backend = exact_backend(model.device.type)
         if compile_backend is not None:
             on_gpu = model.device.type == "cuda"
             # dynamic=None: dynamo's default, a dimension seen with two sizes becomes symbolic
@@ -201,9 +217,11 @@ class FastGenerator:
                   if key != "pixel_values"}
         prompt_length = inputs["input_ids"].shape[1]
         cache = self._cache(size, cache_bucket(prompt_length + max_new_tokens))
-        # padded rows repeat the last row, images included (several per row, when a task has them)
-        per_row = len(index) // rows
-        index = torch.cat([index, index[-per_row:].repeat(size - rows)])
+        # padded rows repeat the last row, images included: as many as its image tokens say (a
+        # caller's batch may mix rows of one image, a pair, frames)
+        image_tokens = batch["input_ids"] == self.model.config.image_token_id
+        last_images = len(index) * int(image_tokens[-1].sum()) // max(1, int(image_tokens.sum()))
+        index = torch.cat([index, index[len(index) - last_images:].repeat(size - rows)])
         with image_features_once(self.model.model, index.to(device)):
             output = self.model.generate(**inputs, pixel_values=images.to(device, dtype),
                                          **{self.cache_argument: cache},

@@ -175,8 +175,9 @@ class PaliGemmaModel:
         self.fast: Any = None  # a FastGenerator after use_generation("fast")
 
     def use_generation(self, path: str, largest_batch: int,
-                       compile_backend: str | None = "inductor") -> None:
-        """"plain" (`generate` with a dynamic cache) or "fast" (harness/fast_generate.py)."""
+                       compile_backend: str | None = "exact") -> None:
+        """"plain" (`generate` with a dynamic cache) or "fast" (harness/fast_generate.py; its
+        `compile_backend`)."""
         from paligemma_eval.harness.fast_generate import FAST, FastGenerator
 
         self.fast = FastGenerator(self.model, largest_batch=largest_batch,
@@ -272,10 +273,11 @@ class PaliGemmaModel:
         if self.fast is not None and self.fast.supports(num_beams):
             return self._completions(self.fast.generate(batch, max_new_tokens), max_new_tokens,
                                      prompt_truncated)
-        batch = batch.to(self.device)
-        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
-        prompt_length = batch["input_ids"].shape[1]
-        output = self.model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
+        # a dict of its own: the caller's batch keeps its CPU float pixels (the fast path reads it)
+        inputs = {key: value.to(self.device) for key, value in batch.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        prompt_length = inputs["input_ids"].shape[1]
+        output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                      do_sample=False)
         return self._completions(output[:, prompt_length:], max_new_tokens, prompt_truncated)
 

@@ -178,3 +178,49 @@ def test_beyond_the_sliding_window_fast_equals_plain():
     expected = plain.generate_prepared(batch, 16)
     assert fast.generate_prepared(batch, 16) == expected
     assert any(expected)
+
+
+def fixture_batch(model, limit: int) -> tuple[list, list[str]]:
+    """vqav2_val's fixture images, each asked four kinds of question (box output is where
+    near-tied logits sit)."""
+    from paligemma_eval.harness.runner import example_images
+
+    (task,) = registry.resolve(["vqav2_val"])
+    prepared = prepare(task, DATA_DIR, limit)
+    images = [example_images(prepared, i, model.info.resolution) for i in prepared.ids]
+    kinds = ["detect circle ; square", "caption en", "what colour is the shape?", "segment square"]
+    return [shown for shown in images for _ in kinds], kinds * len(images)
+
+
+def texts(model, batch, new_tokens: int = 32) -> list[str]:
+    return [c.text for c in model.generate_prepared(batch, new_tokens)]
+
+
+def test_in_bfloat16_the_default_backend_keeps_the_plain_paths_answers():
+    """inductor's fused bfloat16 kernels round otherwise than eager's and flipped 5 and 7 of
+    these 64 answers (two logits one bfloat16 step apart); the default backend runs eager's own
+    kernels (exact_backend: "eager" here, CUDA graphs of them on a GPU). The same batch goes to
+    both: the plain path leaves the caller's batch as it was."""
+    from paligemma_eval.harness.fast_generate import exact_backend
+
+    assert (exact_backend("cuda"), exact_backend("cpu")) == ("cudagraphs", "eager")
+    for name in MODELS:
+        plain = load_model(name, device="cpu", dtype="bfloat16", decode_config="checkpoint")
+        fast = load_model(name, device="cpu", dtype="bfloat16", decode_config="checkpoint")
+        fast.use_generation("fast", largest_batch=8)
+        assert fast.fast.describe()["compiled"] == "eager"
+        images, prompts = fixture_batch(plain, 16)
+        for start in range(0, len(prompts), 8):
+            batch = plain.prepare(images[start:start + 8], prompts[start:start + 8])
+            expected = texts(plain, batch)
+            assert batch["pixel_values"].dtype == torch.float32     # not the model's bfloat16
+            assert texts(fast, batch) == expected, (name, start)
+
+
+def test_a_batch_mixing_one_image_and_a_pair_pads_with_the_last_rows_images(pair):
+    """Padding rows copy the last row: its two images, not a share of the batch's."""
+    plain, fast = pair
+    shown = [Image.new("RGB", (224, 224), colour) for colour in
+             ((200, 20, 20), (20, 200, 20), (20, 20, 200), (200, 200, 20))]
+    batch = plain.prepare([[shown[0]], [shown[1]], [shown[2], shown[3]]], ["caption en"] * 3)
+    assert texts(fast, batch, 12) == texts(plain, batch, 12)
