@@ -164,6 +164,9 @@ def run_options(args: argparse.Namespace, **extra: object):
 
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
+    if args.max_memory and not args.device_map:   # accelerate reads it only with a device map
+        raise UsageError("--max-memory limits what --device-map auto places on each device; "
+                         "without --device-map it would be ignored")
     return RunOptions(out=args.output, data_dir=args.data_dir, limit=args.limit,
                       batch_size=args.batch_size, num_beams=args.num_beams,
                       preprocess_workers=args.preprocess_workers,

@@ -36,6 +36,17 @@ class LoadedData:
     provenance: dict[str, Any]
 
 
+def parquet_rows(path: Path) -> int | None:
+    """The rows a parquet file's footer declares; None when it has no readable footer (the
+    reader then names the damage)."""
+    import pyarrow.parquet
+
+    try:
+        return pyarrow.parquet.ParquetFile(path).metadata.num_rows
+    except Exception:  # pyarrow raises several types for a damaged file; the reader says which
+        return None
+
+
 def require_utf8(path: Path) -> None:
     """pyarrow takes a JSON file's strings unchecked and fails on a byte that is not UTF-8 only
     when that row is read, with a traceback: named here instead, by its line, before any model
@@ -105,6 +116,8 @@ def read(source: DatasetSource, data_dir: Path | None, columns: tuple[str, ...],
             raise DatasetError(f"{path}: empty file")
         if kind == "json":
             require_utf8(path)
+        elif parquet_rows(path) == 0:   # datasets says "BatchSize must be greater than 0"
+            raise DatasetError(f"{path}: a parquet file of no rows: the split is empty")
         verbosity = datasets.logging.get_verbosity()
         datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we say it in one line
         try:

@@ -20,6 +20,10 @@ def bad_data(kind: str):
         target.parent.mkdir(parents=True)
         if kind == "empty parquet":
             target.write_bytes(b"")
+        elif kind == "parquet of no rows":
+            import pandas as pd
+
+            pd.DataFrame({"question": pd.Series([], dtype=str)}).to_parquet(target)
         elif kind == "empty jsonl":
             target.write_text("")
         elif kind == "malformed jsonl":
@@ -40,6 +44,10 @@ CASES = {
     "cuda without cuda": (lambda t, d: ["--device", "cuda:0", "--tasks", "mmvp", "--data-dir",
                                         str(d)], "--device cuda:0"),
     "empty task list": (lambda t, d: ["--tasks", ","], "--tasks ','"),
+    "memory limits without a device map": (
+        lambda t, d: ["--tasks", "mmvp", "--max-memory", "0=1GiB"],
+        "--max-memory limits what --device-map auto places on each device; without --device-map "
+        "it would be ignored"),
     "negative bootstrap": (lambda t, d: ["--tasks", "mmvp", "--bootstrap", "-5"], "--bootstrap"),
     "no preprocessing threads": (lambda t, d: ["--tasks", "mmvp", "--preprocess-workers", "0"],
                                  "argument --preprocess-workers: must be a positive integer, "
@@ -50,6 +58,8 @@ CASES = {
                                     "--revision v2: tiny-paligemma is not a hub id"),
     "empty parquet": (bad_data("empty parquet"), "empty file"),
     "empty jsonl": (bad_data("empty jsonl"), "empty file"),
+    "parquet of no rows": (bad_data("parquet of no rows"), "a parquet file of no rows: the split "
+                                                           "is empty"),
     "malformed jsonl": (bad_data("malformed jsonl"), "not a readable json file (JSON parse"),
     "latin-1 jsonl": (bad_data("latin-1 jsonl"), "test.jsonl: line 1 is not UTF-8, as JSON Lines "
                                                  "must be (byte 0xe9 at column 55)"),
