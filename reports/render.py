@@ -143,8 +143,10 @@ def benchmark_table(runs: list[dict]) -> tuple[list[str], list[BenchmarkRow]]:
     for run in benchmark_runs:
         for name, result in run.get("tasks", {}).items():
             for metric in shown_metrics(name, result):
-                cell = benchmark_cell(run, name, result, metric, rows)
-                rows[name, metric].cells[run["_label"]] = cell
+                if (name, metric) not in rows:
+                    rows[name, metric] = benchmark_row(name, result, metric)
+                rows[name, metric].cells[run["_label"]] = benchmark_cell(run, name, result,
+                                                                         metric)
     # by task; within one, as first seen: the headline, then the card's other rows
     order = sorted(rows, key=lambda key: published.task_order(key[0]))
     return columns, [rows[key] for key in order]
@@ -155,32 +157,37 @@ def shown_metrics(name: str, result: dict[str, Any]) -> list[str]:
     (TallyQA's complex split, COCO-35L's English, FinTabNet's S-TEDS, ...)."""
     metrics = result.get("metrics", {})
     headline = result.get("headline") or next(iter(metrics), None)
-    carded = [e["metric"] for e in published.card_rows().get(name, [])]
-    return [m for m in dict.fromkeys([headline, *carded]) if m is not None and m in metrics]
+    named = [e["metric"] for e in published.card_rows().get(name, [])]
+    return [m for m in dict.fromkeys([headline, *named]) if m is not None and m in metrics]
 
 
 def row_label(name: str, result: dict[str, Any], metric: str) -> str:
     """The cards' label for this task and metric (each card's, where they differ); else the
     task's own description (older results: its name)."""
-    labels = dict.fromkeys(e["benchmark"] for e in published.card_rows().get(name, [])
-                           if e["metric"] == metric)
+    labels = dict.fromkeys(e["benchmark"] for e in carded(name, metric))
     return " / ".join(labels) or result.get("description") or name
 
 
-def benchmark_cell(run: dict, name: str, result: dict[str, Any], metric: str,
-                   rows: dict[tuple[str, str], BenchmarkRow]) -> Cell:
-    """One run's cell for a task's metric (its row made on first sight), on the card's scale."""
+def carded(name: str, metric: str) -> list[dict[str, Any]]:
+    """The card rows (reports/card_rows.json) a task's metric may stand beside."""
+    return [e for e in published.card_rows().get(name, []) if e["metric"] == metric]
+
+
+def benchmark_row(name: str, result: dict[str, Any], metric: str) -> BenchmarkRow:
+    split = result.get("dataset", {}).get("split", "")
+    rule = f" · {result['rule']}" if result.get("rule") else ""
+    return BenchmarkRow(row_label(name, result, metric), f"{metric} ({split}) · {name}{rule}" +
+                        ("" if carded(name, metric) else
+                         " · no card number for this split or rule"))
+
+
+def benchmark_cell(run: dict, name: str, result: dict[str, Any], metric: str) -> Cell:
+    """One run's cell for a task's metric, on the card's scale."""
     entry = result["metrics"][metric]
     card, why_not = published.card_pairing(name, metric, run.get("model"), result)
-    carded = [e for e in published.card_rows().get(name, []) if e["metric"] == metric]
-    if (name, metric) not in rows:
-        split = result.get("dataset", {}).get("split", "")
-        rule = f" · {result['rule']}" if result.get("rule") else ""
-        rows[name, metric] = BenchmarkRow(
-            row_label(name, result, metric), f"{metric} ({split}) · {name}{rule}" +
-            ("" if carded else " · no card number for this split or rule"))
+    entries = carded(name, metric)
     # the card row's scale even where no number is paired: a column of one row in one unit
-    scale = card["scale"] if card else published.scale(carded[0]) if carded else \
+    scale = card["scale"] if card else published.scale(entries[0]) if entries else \
         published.card_rows_document()["scale"]
     ci = entry.get("ci95")
     cell = Cell(value=entry["value"] * scale if entry["value"] is not None else None,
