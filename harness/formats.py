@@ -112,7 +112,8 @@ def _validator(name: str) -> Any:
 
 # --- messages -----------------------------------------------------------------------------------
 
-def _printable(text: Any, limit: int = 80) -> str:
+def clipped(text: Any, limit: int = 80) -> str:
+    """Untrusted text for a one-line message: control characters escaped, at most `limit`."""
     text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -122,7 +123,7 @@ def _kind(value: Any) -> str:
              int: "an integer", float: "a number", type(None): "null"}
     kind = names.get(type(value), type(value).__name__)
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return f"{kind} ({_printable(repr(value), 40)})"
+        return f"{kind} ({clipped(repr(value), 40)})"
     return kind
 
 
@@ -134,7 +135,7 @@ def _where(fmt: Format, path: list[Any]) -> str:
     if fmt.toml:
         *table, key = path if path else [""]
         return f"[{'.'.join(map(str, table))}] {key}" if table else str(key)
-    return ".".join(_printable(p, 40) for p in path)
+    return ".".join(clipped(p, 40) for p in path)
 
 
 def describe(error: Any, fmt: Format) -> str:
@@ -160,10 +161,10 @@ def describe(error: Any, fmt: Format) -> str:
         known = sorted(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known)
         if fmt.toml and not path:
-            return f"unknown table(s) {', '.join(map(_printable, extra))} (known: " \
+            return f"unknown table(s) {', '.join(map(clipped, extra))} (known: " \
                    f"{', '.join(k for k in known if k != 'format')})"
         table = f"[{'.'.join(map(str, path))}] " if fmt.toml else at
-        return f"{table}unknown key {_printable(extra[0])!r} (known: {', '.join(known)})"
+        return f"{table}unknown key {clipped(extra[0])!r} (known: {', '.join(known)})"
     if kind == "const":
         if path == ["kind"]:     # the key that tells the harness's JSON files apart
             return f"not a {fmt.title}: \"kind\" is {_kind(instance)}, not {value!r}"
@@ -173,7 +174,7 @@ def describe(error: Any, fmt: Format) -> str:
     if kind in ("minimum", "maximum"):
         return f"{at}must be {'at least' if kind == 'minimum' else 'at most'} {value}, got " \
                f"{_kind(instance)}"
-    return f"{at}{_printable(error.message, 120)}".strip()
+    return f"{at}{clipped(error.message, 120)}".strip()
 
 
 def _check_version(document: Any, fmt: Format) -> str | None:
@@ -472,7 +473,7 @@ def read_unit_scores(path: Path) -> dict[str, Any]:
     for metric, ratio in document["ratios"].items():
         for part in ("num", "den"):
             if len(ratio[part]) != units:
-                raise FormatError(f"{path}: ratios.{_printable(metric, 40)}.{part} holds "
+                raise FormatError(f"{path}: ratios.{clipped(metric, 40)}.{part} holds "
                                   f"{len(ratio[part])} values for {units} units")
     return document
 
@@ -482,7 +483,7 @@ def read_calibration(path: Path, name: str | None = None) -> dict[str, Any]:
     document = read_document(path, CALIBRATION, name)
     for attribute, fitted in document["attributes"].items():
         if len(fitted["map"]["x"]) != len(fitted["map"]["y"]):
-            raise FormatError(f"{name}: attributes.{_printable(attribute, 40)}.map: x and y "
+            raise FormatError(f"{name}: attributes.{clipped(attribute, 40)}.map: x and y "
                               f"differ in length")
     return document
 

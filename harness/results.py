@@ -157,13 +157,13 @@ def unit_scores_mismatch(units: list[str], ratios: dict[str, Ratio], result: dic
     counts = Counter(units)
     repeated = [u for u, times in counts.items() if times > 1]
     if repeated:
-        return f"unit {formats._printable(repeated[0], 40)!r} appears {counts[repeated[0]]} times"
+        return f"unit {formats.clipped(repeated[0], 40)!r} appears {counts[repeated[0]]} times"
     for name, ratio in ratios.items():
         entry = result.get("metrics", {}).get(name)
         n = entry.get("n") if isinstance(entry, dict) else None
         # results.json's n is the units a metric is defined on: those with a nonzero den
         if type(n) is int and n != ratio.n:
-            return f"{formats._printable(name, 40)} is defined on {ratio.n} unit(s), " \
+            return f"{formats.clipped(name, 40)} is defined on {ratio.n} unit(s), " \
                    f"results.json says n={n}"
     if not units_are_examples(result):   # MMVP's units are image pairs: no example counts
         return None
@@ -179,7 +179,7 @@ def unit_scores_mismatch(units: list[str], ratios: dict[str, Ratio], result: dic
         stray = [u for u in units if u not in known and u not in failed]
         if stray:
             return f"{len(stray)} unit(s) the run's predictions do not hold, e.g. " \
-                   f"{formats._printable(stray[0], 40)!r}"
+                   f"{formats.clipped(stray[0], 40)!r}"
     return None
 
 

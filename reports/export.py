@@ -54,7 +54,7 @@ def _read_results(run: Path, model_name: str | None) -> dict[str, Any]:
     for name, result in document["tasks"].items():
         wrong = _unexportable(result)
         if wrong:
-            raise UsageError(f"{path}: tasks.{formats._printable(name, 40)}: {wrong}")
+            raise UsageError(f"{path}: tasks.{formats.clipped(name, 40)}: {wrong}")
     return document
 
 
@@ -68,7 +68,7 @@ def _unexportable(result: dict[str, Any]) -> str | None:
         return "records no dataset (hub_id and split), which each exported entry names"
     for metric, value in values.items():
         if value < 0 or (value > 1 and FRACTION_METRIC.match(metric)):
-            return f"{formats._printable(metric, 40)} is {value}, not a fraction in 0..1 " \
+            return f"{formats.clipped(metric, 40)} is {value}, not a fraction in 0..1 " \
                    f"(results.json holds fractions: 0.83 for 83%)"
     return None
 
