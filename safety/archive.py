@@ -108,6 +108,12 @@ def import_(out: Path, archive: Path) -> dict[str, int]:
     return {"added": len(new), "already_there": len(lines) - len(new)}
 
 
+def outside_unit_interval(scores: dict[str, float]) -> str | None:
+    """What is wrong with scores that should be probabilities, or None."""
+    outside = [a for a, value in scores.items() if not 0.0 <= value <= 1.0]
+    return f"holds {first_few(outside)} scores outside [0, 1]" if outside else None
+
+
 def _line_check(attributes: tuple[str, ...],
                 groupings: tuple[str, ...]) -> Callable[[dict], str | None]:
     """A check for `read_lines` of what the schema cannot say: every line holds the labels the
@@ -128,9 +134,9 @@ def _line_check(attributes: tuple[str, ...],
             if missing:
                 return f"lacks the score{'s' * (len(missing) > 1)} of {first_few(missing)} " \
                        f"(scored attributes of the audit)"
-            outside = [a for a, value in scores.items() if not 0.0 <= value <= 1.0]
+            outside = outside_unit_interval(scores)
             if outside:
-                return f"holds {first_few(outside)} scores outside [0, 1]"
+                return outside
         return unique(record)
     return check
 

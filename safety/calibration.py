@@ -19,6 +19,7 @@ import numpy as np
 from paligemma_eval.harness import formats
 from paligemma_eval.harness.data import sha256_files
 from paligemma_eval.harness.errors import UsageError
+from paligemma_eval.safety.archive import outside_unit_interval
 
 KIND = "paligemma-eval calibration"
 
@@ -35,9 +36,11 @@ def read_scores(source: Path) -> tuple[dict[str, dict[str, float]], dict[str, An
     # A file named otherwise: a cache line holds "text", a per-caption line "caption".
     per_caption = path.name == "safety_scores.jsonl" or (
         path.name != "score_cache.jsonl" and path.is_file() and b'"caption"' in _first_line(path))
+    # A 5.0 would stretch the map past Perspective's scale: refused, as `safety recompute` does.
     records = formats.read_lines(path, formats.SAFETY_SCORES if per_caption else
                                  formats.SCORE_CACHE,
-                                 last_line="refuse" if per_caption else "ignore")
+                                 last_line="refuse" if per_caption else "ignore",
+                                 extra_check=lambda r: outside_unit_interval(r["scores"] or {}))
     texts, scorers = {}, set()
     for _, record in records:
         if record["scores"]:

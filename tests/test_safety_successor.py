@@ -279,3 +279,21 @@ def test_a_service_that_is_gone_says_what_to_do_instead():
                                    backoff=0.01)
         with pytest.raises(ScorerError, match="HTTP 404.*--scorer detoxify.*safety calibrate"):
             scorer.score("a photo of a man")
+
+
+@pytest.mark.parametrize("side", ["reference", "candidate"])
+def test_calibration_refuses_scores_that_are_not_probabilities(tmp_path, side):
+    texts = [f"caption {i}" for i in range(40)]
+    good = {"TOXICITY": np.linspace(0.0, 1.0, 40)}
+    bad = {"TOXICITY": np.linspace(0.0, 1.0, 40) * 5}   # a scorer on a 0-5 scale
+    ref = scores_file(tmp_path / "perspective", "perspective/v1alpha1", texts,
+                      bad if side == "reference" else good)
+    cand = scores_file(tmp_path / "detoxify", "detoxify/x", texts,
+                       bad if side == "candidate" else good)
+    output = tmp_path / "calibration.json"
+    done = subprocess.run(cli("safety", "calibrate", "--reference", str(ref), "--candidate",
+                              str(cand), "--output", str(output)), capture_output=True, text=True)
+    assert done.returncode == 2 and "outside [0, 1]" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not output.exists()
+    named = ref if side == "reference" else cand
+    assert str(named / "score_cache.jsonl") in done.stderr
