@@ -61,6 +61,16 @@ def beams(value: str) -> int:
     return _number(value, int, lambda n: 1 <= n <= MAX_BEAMS, f"1 to {MAX_BEAMS}")
 
 
+def device(value: str) -> str:
+    """auto, cpu, cuda or cuda:N. Whether that CUDA device exists is judged when the model
+    loads (`models.resolve_device`); a misspelling is refused before a `reproduce` starts its
+    first checkpoint's run."""
+    kind, colon, index = value.partition(":")
+    if value in ("auto", "cpu", "cuda") or (kind == "cuda" and colon and index.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"use auto, cpu, cuda or cuda:N, got {value!r}")
+
+
 def http_url(value: str) -> str:
     """A server's address. Anything else would be retried as if the network had failed; the
     value is not echoed (a URL can carry a key)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.arguments import add_bootstrap_args, beams, positive_int
+from paligemma_eval.harness.arguments import add_bootstrap_args, beams, device, positive_int
 from paligemma_eval.harness.errors import InputError, UsageError
 from paligemma_eval.harness.lock import output_lock
 
@@ -118,7 +118,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                                            "(default: main)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="default: bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default="auto", type=device,
                         help="auto, cpu or cuda:N (default: %(default)s: a GPU when there is one)")
     parser.add_argument("--device-map", choices=["auto"],
                         help="spread a large model over GPUs (hub, local and .npz checkpoints)")

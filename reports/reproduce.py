@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from paligemma_eval.harness import registry
-from paligemma_eval.harness.arguments import positive_int, resamples, seed
+from paligemma_eval.harness.arguments import device, positive_int, resamples, seed
 from paligemma_eval.harness.errors import UsageError
 from paligemma_eval.reports import published
 
@@ -224,6 +224,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"--only: unknown transfer {unknown[0]!r}; " + registry.suggestion(
             unknown[0], known, PLAN_LISTS))
     the_plan = plan(args.card, args.resolution, read_checkpoints(args.checkpoints), only)
+    if not the_plan.checkpoints:   # a card of reasons alone would read as a finished reproduction
+        raise UsageError(f"--card {args.card} --resolution {args.resolution}"
+                         f"{' --only ' + args.only if only else ''}: no row has a checkpoint to "
+                         f"run (none was released for them): name your fine-tunes in "
+                         f"--checkpoints")
     extra = passthrough(args)
     if args.plan:
         for checkpoint in the_plan.checkpoints:
@@ -277,7 +282,7 @@ def add_commands(commands: Any) -> None:
                         help="first N examples of each task (smoke tests)")
     parser.add_argument("--batch-size", type=positive_int,
                         help="examples per generate call (run's default when not given)")
-    parser.add_argument("--device", help="auto, cpu or cuda:N (run's default: auto)")
+    parser.add_argument("--device", type=device, help="auto, cpu or cuda:N (run's default: auto)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                         help="run's default: bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--generation", choices=["plain", "fast"],

@@ -223,6 +223,14 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_a_rerun_finishes(tmp_path, da
      "paligemma-eval gate --help)"),
     (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
       "--only", "vqav"], "--only: unknown transfer 'vqav'; did you mean 'vqav2'"),
+    # misspelt devices: refused before a reproduction's first checkpoint has run for hours
+    (["reproduce", "--card", "paligemma", "--resolution", "224", "--output", "o", "--plan",
+      "--device", "gpu"], "argument --device: use auto, cpu, cuda or cuda:N, got 'gpu'"),
+    (["run", "--model", "tiny-paligemma", "--tasks", "mmvp", "--output", "o", "--device",
+      "cuda:first"], "argument --device: use auto, cpu, cuda or cuda:N, got 'cuda:first'"),
+    # PaliGemma 2 released no fine-tune at 224 px: a card of reasons alone is no reproduction
+    (["reproduce", "--card", "paligemma2", "--resolution", "224", "--output", "o"],
+     "--card paligemma2 --resolution 224: no row has a checkpoint to run"),
 ])
 def test_a_bad_flag_of_any_verb_is_one_line_exit_2(tmp_path, args, message):
     done = subprocess.run(cli(*args), capture_output=True, text=True, cwd=tmp_path)
