@@ -663,13 +663,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if not checks:
             raise GateInputError("no metric could be checked (no task shared): the gate "
                                  "cannot pass on nothing")
+        for check in checks:   # read before anything is printed or written
+            check.listing = flip_listing(baseline, candidate, check.task, check.metric,
+                                         args.browser)
     except (GateInputError, InputError) as error:   # InputError: a file that cannot be read
         message = printable(error).splitlines()[0] if str(error) else "gate input error"
         print(f"paligemma-eval gate: error: {message}", file=sys.stderr)
         _write_reports(args, [], message)
         return 2
-    for check in checks:
-        check.listing = flip_listing(baseline, candidate, check.task, check.metric, args.browser)
     notes = backend_notes(baseline, candidate) + not_gated
     for note in notes:
         print(f"note: {printable(note)}")
@@ -685,54 +686,66 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    try:
+    try:   # every file is read before a line is printed: an error is the only thing said
         names = _task_list(args.tasks)
         a, b = select_tasks(load_run(args.run_a), names), select_tasks(load_run(args.run_b), names)
-    except GateInputError as error:
+        lines = comparison_lines(a, b, args)
+    except (GateInputError, InputError) as error:
         print(f"paligemma-eval compare: error: {printable(error)}", file=sys.stderr)
         return 2
+    for stream, line in lines:
+        print(line, file=sys.stderr if stream == "stderr" else sys.stdout)
+    return 0
+
+
+def comparison_lines(a: Run, b: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """`compare`'s output, (stream, line) in order: warnings and notes, the table, the flips."""
+    lines: list[tuple[str, str]] = []
     for where, run, other in (("A", a, b), ("B", b, a)):
         alone = sorted(set(run.tasks) - set(other.tasks))
         if alone:   # one line, however many: a full run beside a few tasks is common
-            print(f"warning: {len(alone)} task(s) only in run {where}, not compared: "
-                  f"{printable(first_few(alone, 5))}", file=sys.stderr)
-    for problem in _check_comparable(a, b, [t for t in a.tasks if t in b.tasks]):
-        print(f"warning: {printable(problem)}", file=sys.stderr)
-    for note in backend_notes(a, b, names=("run A", "run B")):
-        print(f"note: {printable(note)}", file=sys.stderr)
-    print(f"{'task/metric':<40} {'A':>9} {'B':>9} {'B - A':>9}  95% CI (paired)      sig")
-    for task in [t for t in a.tasks if t in b.tasks]:
+            lines.append(("stderr", f"warning: {len(alone)} task(s) only in run {where}, not "
+                                    f"compared: {printable(first_few(alone, 5))}"))
+    shared = [t for t in a.tasks if t in b.tasks]
+    lines += [("stderr", f"warning: {printable(p)}") for p in _check_comparable(a, b, shared)]
+    lines += [("stderr", f"note: {printable(n)}")
+              for n in backend_notes(a, b, names=("run A", "run B"))]
+    lines.append(("stdout", f"{'task/metric':<40} {'A':>9} {'B':>9} {'B - A':>9}  "
+                            f"95% CI (paired)      sig"))
+    for task in shared:
         if not a.tasks[task]["metrics"] or not b.tasks[task]["metrics"]:
-            print(f"note: {printable(task)}: no metric in run "
-                  f"{'A' if not a.tasks[task]['metrics'] else 'B'} (a test-server split is "
-                  f"scored by its server); not compared", file=sys.stderr)
+            lines.append(("stderr", f"note: {printable(task)}: no metric in run "
+                                    f"{'A' if not a.tasks[task]['metrics'] else 'B'} (a "
+                                    f"test-server split is scored by its server); not compared"))
             continue
         for metric, entry in a.tasks[task]["metrics"].items():
-            other = b.tasks[task]["metrics"].get(metric)
-            if other is None:
-                continue
-            undefined = [run for run, e in (("A", entry), ("B", other)) if e["value"] is None]
-            if undefined:
-                print(f"{printable(task + '/' + metric):<40} not compared: undefined in run "
-                      f"{' and run '.join(undefined)} (null)")
-                continue
-            c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
-            undefined = [run for run, key in (("A", "a"), ("B", "b")) if not np.isfinite(c[key])]
-            if undefined:   # 0/0 over the shared units: no number to print as if it were one
-                print(f"{printable(task + '/' + metric):<40} not compared: undefined in run "
-                      f"{' and run '.join(undefined)} over the shared units (0/0)")
-                continue
-            ci = c.get("ci95")
-            ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
-            print(f"{printable(task + '/' + metric):<40} {c['a']:>9.4f} {c['b']:>9.4f} "
-                  f"{c['difference']:>+9.4f}  {ci_text:<20} {'*' if c['significant'] else ''}")
-    for task in a.tasks:   # the examples behind each headline
-        if task in b.tasks and a.tasks[task]["metrics"] and b.tasks[task]["metrics"]:
+            if metric in b.tasks[task]["metrics"]:
+                lines.append(("stdout", _comparison_row(a, b, task, metric, entry,
+                                                        b.tasks[task]["metrics"][metric], args)))
+    for task in shared:   # the examples behind each headline
+        if a.tasks[task]["metrics"] and b.tasks[task]["metrics"]:
             listing = flip_listing(a, b, task, _headline(a.tasks[task], b.tasks[task]),
                                    args.browser, names=("A", "B"))
             if listing is not None:
-                print(listing.text(args.flips))
-    return 0
+                lines.append(("stdout", listing.text(args.flips)))
+    return lines
+
+
+def _comparison_row(a: Run, b: Run, task: str, metric: str, entry: dict, other: dict,
+                    args: argparse.Namespace) -> str:
+    name = printable(task + "/" + metric)
+    undefined = [run for run, e in (("A", entry), ("B", other)) if e["value"] is None]
+    if undefined:
+        return f"{name:<40} not compared: undefined in run {' and run '.join(undefined)} (null)"
+    c = compare_metric(a, b, task, metric, args.bootstrap, args.seed)
+    undefined = [run for run, key in (("A", "a"), ("B", "b")) if not np.isfinite(c[key])]
+    if undefined:   # 0/0 over the shared units: no number to print as if it were one
+        return (f"{name:<40} not compared: undefined in run {' and run '.join(undefined)} over "
+                f"the shared units (0/0)")
+    ci = c.get("ci95")
+    ci_text = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "n/a"
+    return (f"{name:<40} {c['a']:>9.4f} {c['b']:>9.4f} {c['difference']:>+9.4f}  "
+            f"{ci_text:<20} {'*' if c['significant'] else ''}")
 
 
 def add_commands(commands: Any) -> None:

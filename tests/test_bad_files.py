@@ -319,17 +319,17 @@ def snapshot(root: Path) -> dict[str, bytes | str]:
     return files
 
 
-def run_verb(verb: str, root: Path, data_dir: Path, capsys) -> tuple[int, list[str]]:
+def run_verb(verb: str, root: Path, data_dir: Path, capsys) -> tuple[int, list[str], str]:
     argv = [a.format(root=root, data=data_dir) for a in VERBS[verb].argv]
     (root / "out").mkdir(exist_ok=True)
     capsys.readouterr()
     status = main(argv)
-    stderr = capsys.readouterr().err
+    stdout, stderr = capsys.readouterr()
     assert "Traceback" not in stderr, stderr
     # progress bars may come before the error (a terminal shows them); the error is one line
     lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line
              and "it/s]" not in line and "ex/s]" not in line]
-    return status, lines
+    return status, lines, stdout
 
 
 def case_tree(good: Path, tmp_path: Path) -> Path:
@@ -343,7 +343,7 @@ def test_every_verb_passes_on_the_good_files(good, tmp_path, data_dir, capsys, v
     """The table's baseline: undamaged, each verb succeeds (so each case fails by its damage;
     `run` and `safety` succeeded on these files as they built them)."""
     root = case_tree(good, tmp_path)
-    status, lines = run_verb(verb, root, data_dir, capsys)
+    status, lines, stdout = run_verb(verb, root, data_dir, capsys)
     assert status == 0, lines
 
 
@@ -374,11 +374,13 @@ def test_a_damaged_file_is_one_line_exit_2_and_changes_nothing(good, tmp_path, d
     target = root / file
     DAMAGE[kind][damage](target)
     before = snapshot(root)
-    status, lines = run_verb(verb, root, data_dir, capsys)
+    status, lines, stdout = run_verb(verb, root, data_dir, capsys)
     assert status == 2, (status, lines)
     assert len(lines) == 1, lines
     assert target.name in lines[0] or target.parent.name in lines[0], lines
     assert snapshot(root) == before      # nothing already written was changed
+    if verb in ("compare", "gate"):      # no half table above the error: every file read first
+        assert stdout == "", stdout
     if verb == "gate":                   # fails closed, and says so where CI looks
         suite = ElementTree.parse(root / "out" / "junit.xml").getroot()
         assert suite.get("errors") == "1" and suite.find("testcase/error") is not None
@@ -428,7 +430,7 @@ def test_an_unreadable_file_is_one_line_exit_2(good, tmp_path, data_dir, capsys,
     target.chmod(0)
     try:
         before = snapshot_modes(root)
-        status, lines = run_verb(verb, root, data_dir, capsys)
+        status, lines, stdout = run_verb(verb, root, data_dir, capsys)
     finally:
         if restore is not None:
             restore()
@@ -456,7 +458,7 @@ def test_a_non_finite_headline_never_passes(good, tmp_path, data_dir, capsys, ve
     entry = document["tasks"]["vqav2_val"]["metrics"]["accuracy"]
     entry["value"] = "HEADLINE"
     path.write_text(json.dumps(document).replace('"HEADLINE"', value))
-    status, lines = run_verb(verb, root, data_dir, capsys)
+    status, lines, stdout = run_verb(verb, root, data_dir, capsys)
     assert status == 2 and len(lines) == 1, lines
     assert "results.json" in lines[0] and "a non-finite number" in lines[0], lines
 
