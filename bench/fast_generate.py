@@ -8,8 +8,9 @@
    buckets as inductor, no code generation: inductor would compile anew for every task's cache
    length, minutes each on two cores). Beam tasks run plain on both sides and are marked so.
 2. speed, on vqav2_val (the fixture's examples, batch 8): plain; fast without compilation (static
-   cache, buckets, one vision pass per image); fast with inductor (the first call, which compiles,
-   timed apart). Each on the tiny models and on a larger random-weight PaliGemma 2 config
+   cache, buckets, one vision pass per image); fast as `run --generation fast` compiles it
+   (`exact_backend`: dynamo's capture of eager's kernels here); fast with inductor (the first
+   call, which compiles, timed apart). Each on the tiny models and on a larger random-weight PaliGemma 2 config
    (~35M parameters, decodes every token: random weights never emit EOS). Best of --repeats,
    alternated. Also the share of a batch's time spent decoding, resizing and processing images
    (the work the runner moves off the generating thread on an accelerator).
@@ -99,8 +100,10 @@ def speed(label: str, build: Any, repeats: int, batch_size: int) -> None:
     (task,) = registry.resolve(["vqav2_val"])
     prepared = prepare(task, DATA_DIR, None)
     n = len(prepared.ids)
-    sides = {"plain": build(), "fast, not compiled": build(), "fast, inductor": build()}
+    sides = {"plain": build(), "fast, not compiled": build(), "fast, default (exact)": build(),
+             "fast, inductor": build()}
     sides["fast, not compiled"].use_generation("fast", batch_size, compile_backend=None)
+    sides["fast, default (exact)"].use_generation("fast", batch_size)
     sides["fast, inductor"].use_generation("fast", batch_size, compile_backend="inductor")
     answers, best = {}, {side: float("inf") for side in sides}
     first = timed(lambda: answers.update(
