@@ -301,9 +301,11 @@ def _check_comparable(baseline: Run, candidate: Run, tasks: list[str]) -> list[s
             problems.append(f"model backend differs ({backend(baseline)!r} vs "
                             f"{backend(candidate)!r})")
         for name in MODEL_DECODING:
-            a, b = ((run.model or {}).get(name) for run in (baseline, candidate))
-            if a != b:
-                problems.append(f"model {name} differs ({a!r} vs {b!r})")
+            records = [run.model or {} for run in (baseline, candidate)]
+            if records[0].get(name) != records[1].get(name):
+                a, b = (repr(r[name]) if name in r else "not recorded: an older harness's run"
+                        for r in records)
+                problems.append(f"model {name} differs ({a} vs {b})")
     for task in tasks:
         if task not in candidate.tasks:
             problems.append(f"task {task} is in the baseline but not in the candidate")

@@ -443,6 +443,10 @@ def test_runs_decoded_differently_do_not_gate_silently(tmp_path):
         "model decode_config differs ('big_vision' vs 'checkpoint')",
         "model final_logit_softcapping differs (None vs 30.0)"]
     assert _check_comparable(a, Run(tmp_path / "c", dict(model), {}), []) == []
+    # a baseline made before the field was recorded says so, rather than showing a None
+    old = Run(tmp_path / "old", {k: v for k, v in model.items() if k != "decode_config"}, {})
+    assert _check_comparable(old, a, []) == [
+        "model decode_config differs (not recorded: an older harness's run vs 'big_vision')"]
 
 
 def test_a_run_from_the_vllm_backend_is_named_and_never_gated_silently(runs, tmp_path):
