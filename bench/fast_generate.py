@@ -10,10 +10,10 @@
 2. speed, on vqav2_val (the fixture's examples, batch 8): plain; fast without compilation (static
    cache, buckets, one vision pass per image); fast as `run --generation fast` compiles it
    (`exact_backend`: dynamo's capture of eager's kernels here); fast with inductor (the first
-   call, which compiles, timed apart). Each on the tiny models and on a larger random-weight PaliGemma 2 config
-   (~35M parameters, decodes every token: random weights never emit EOS). Best of --repeats,
-   alternated. Also the share of a batch's time spent decoding, resizing and processing images
-   (the work the runner moves off the generating thread on an accelerator).
+   call, which compiles, timed apart). Each on the tiny models and on a larger random-weight
+   PaliGemma 2 config (~35M parameters, decodes every token: random weights never emit EOS).
+   Best of --repeats, alternated. Also the share of a batch's time spent decoding, resizing and
+   processing images (the work the runner moves off the generating thread on an accelerator).
 """
 
 from __future__ import annotations
